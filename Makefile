@@ -1,0 +1,32 @@
+# Two commands a newcomer needs: `make run` (the main job) and `make test`.
+# Each builds or refreshes its own virtual environment first.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-all lint throughput clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) experiments/bias_variance.py --config configs/bias_variance.toml
+
+test: $(STAMP)
+	$(PY) -m pytest -q -n 2
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q -n 2 --run-slow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+throughput: $(STAMP)
+	$(PY) experiments/throughput.py --config configs/throughput.toml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

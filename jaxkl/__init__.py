@@ -1,0 +1,82 @@
+"""jaxkl: the Kullback–Leibler divergence in JAX.
+
+Exact where a closed form exists (``kl``), estimated with a standard error where it does
+not (``mc_kl``, ``kl_from_log_probs``, ``importance_kl``, ``knn_kl``).
+
+Example:
+  >>> import jaxkl
+  >>> q, p = jaxkl.Normal(0.0, 1.0), jaxkl.Normal(1.0, 1.0)
+  >>> float(jaxkl.kl(q, p))
+  0.5
+"""
+
+from jaxkl import analytic
+from jaxkl._checks import checked
+from jaxkl._keys import as_key
+from jaxkl.analytic.registry import NoAnalyticKL, kl, register_kl, registered_pairs
+from jaxkl.distributions import (
+    Bernoulli,
+    Beta,
+    Categorical,
+    Dirichlet,
+    Distribution,
+    Exponential,
+    Gamma,
+    Gumbel,
+    Independent,
+    Laplace,
+    LogNormal,
+    Mixture,
+    MultivariateNormalDiag,
+    MultivariateNormalTriL,
+    Normal,
+    Poisson,
+    Uniform,
+)
+from jaxkl.estimators import (
+    Estimate,
+    ImportanceEstimate,
+    importance_kl,
+    kl_from_log_probs,
+    knn_kl,
+    mc_kl,
+    mean_with_stderr,
+    pareto_khat,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bernoulli",
+    "Beta",
+    "Categorical",
+    "Dirichlet",
+    "Distribution",
+    "Estimate",
+    "Exponential",
+    "Gamma",
+    "Gumbel",
+    "ImportanceEstimate",
+    "Independent",
+    "Laplace",
+    "LogNormal",
+    "Mixture",
+    "MultivariateNormalDiag",
+    "MultivariateNormalTriL",
+    "NoAnalyticKL",
+    "Normal",
+    "Poisson",
+    "Uniform",
+    "analytic",
+    "as_key",
+    "checked",
+    "importance_kl",
+    "kl",
+    "kl_from_log_probs",
+    "knn_kl",
+    "mc_kl",
+    "mean_with_stderr",
+    "pareto_khat",
+    "register_kl",
+    "registered_pairs",
+]

@@ -1,0 +1,1 @@
+"""PLACEHOLDER — KL for Independent (sums the base KL over reinterpreted axes)."""

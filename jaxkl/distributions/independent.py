@@ -1,0 +1,9 @@
+"""PLACEHOLDER — being written; replace this whole file."""
+
+from jaxkl.distributions.base import Distribution
+
+__all__ = ["Independent"]
+
+
+class Independent(Distribution):
+    pass

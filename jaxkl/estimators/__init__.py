@@ -1,0 +1,18 @@
+"""Monte Carlo, importance-weighted and sample-only (k-NN) KL estimators."""
+
+from jaxkl.estimators.estimate import Estimate, ImportanceEstimate, mean_with_stderr
+from jaxkl.estimators.importance import importance_kl
+from jaxkl.estimators.knn import knn_kl
+from jaxkl.estimators.monte_carlo import kl_from_log_probs, mc_kl
+from jaxkl.estimators.psis import pareto_khat
+
+__all__ = [
+    "Estimate",
+    "ImportanceEstimate",
+    "importance_kl",
+    "kl_from_log_probs",
+    "knn_kl",
+    "mc_kl",
+    "mean_with_stderr",
+    "pareto_khat",
+]
