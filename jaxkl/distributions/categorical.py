@@ -1,9 +1,130 @@
-"""PLACEHOLDER — being written; replace this whole file."""
+"""Categorical distribution over {0, …, K−1}, parameterised by unnormalised logits."""
 
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxkl._checks import require
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Categorical"]
 
 
+@dataclasses.dataclass(frozen=True, eq=False)
 class Categorical(Distribution):
-    pass
+    """Categorical distribution with P(X = k) = softmax(logits)_k, k ∈ {0, …, K−1}.
+
+    log p(k) = logits_k − logsumexp(logits). The last axis of ``logits`` indexes the
+    categories; the event is a single index, so ``event_shape == ()`` and
+    ``batch_shape == logits.shape[:-1]``. A logit of −inf gives its category probability 0
+    (masking); +inf and NaN are rejected, and every row needs at least one finite logit.
+
+    Samples are ``int32`` indices. ``log_prob`` accepts integer indices or floats with
+    integral values; anything else (non-integral, negative, ≥ K, NaN) has log-probability
+    −inf. ``mean`` and ``variance`` are those of the index read as a number — meaningful
+    only when the category order is. Samples are not differentiable in ``logits``
+    (``reparameterized = False``).
+
+    Args:
+      logits: ``[..., K]``, K ≥ 1; entries < +inf and not NaN; each row has a finite entry.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import jaxkl
+      >>> d = jaxkl.Categorical(jnp.log(jnp.array([0.2, 0.3, 0.5])))
+      >>> d.batch_shape, d.event_shape, d.sample(0, (4,)).shape
+      ((), (), (4,))
+      >>> round(float(d.log_prob(2)), 4), round(float(d.mean()), 4)
+      (-0.6931, 1.3)
+    """
+
+    logits: jax.Array
+
+    reparameterized = False
+    _param_event_ndims = {"logits": 1}
+
+    def _check_values(self):
+        if self.logits.shape[-1] < 1:
+            raise ValueError(
+                f"Categorical: logits need at least one category (shape [..., K] with K ≥ 1); "
+                f"got shape {self.logits.shape}"
+            )
+        require(~jnp.isnan(self.logits), "Categorical: logits must not be NaN")
+        require(
+            self.logits < jnp.inf,
+            "Categorical: logits must be < +inf (use -inf to give a category probability 0)",
+        )
+        require(
+            jnp.any(self.logits > -jnp.inf, axis=-1),
+            "Categorical: every row of logits needs at least one finite entry "
+            "(all -inf leaves no probability mass)",
+        )
+
+    @property
+    def num_categories(self) -> int:
+        """K, the size of the last axis of ``logits``."""
+        return self.logits.shape[-1]
+
+    @property
+    def probs(self) -> jax.Array:
+        """softmax(logits), ``[..., K]``."""
+        return jax.nn.softmax(self.logits, axis=-1)
+
+    def log_probs(self) -> jax.Array:
+        """Normalised log-probabilities log_softmax(logits), ``[..., K]``."""
+        return jax.nn.log_softmax(self.logits, axis=-1)
+
+    def _sample(self, key, sample_shape):
+        idx = jax.random.categorical(
+            key, self.logits, axis=-1, shape=sample_shape + self.batch_shape
+        )
+        return idx.astype(jnp.int32)
+
+    def log_prob(self, x):
+        """log p(x) = log_softmax(logits)[x], ``[..., *batch_shape]``; −inf off {0, …, K−1}."""
+        x = jnp.asarray(x)
+        if x.dtype == jnp.bool_:
+            x = x.astype(jnp.int32)
+        batch = self.batch_shape
+        try:
+            shape = np.broadcast_shapes(x.shape, batch)
+        except ValueError:
+            raise ValueError(
+                f"Categorical.log_prob: x of shape {x.shape} does not broadcast with "
+                f"batch_shape {batch}"
+            ) from None
+        x = jnp.broadcast_to(x, shape)
+        k = self.num_categories
+        valid = (x >= 0) & (x < k)
+        if not jnp.issubdtype(x.dtype, jnp.integer):
+            valid = valid & (x == jnp.floor(x))
+        idx = jnp.where(valid, x, 0).astype(jnp.int32)
+        log_p = self.log_probs()
+        # Leading singleton axes let the gather broadcast over sample dims without copying.
+        log_p = log_p.reshape((1,) * (len(shape) - len(batch)) + log_p.shape)
+        picked = jnp.take_along_axis(log_p, idx[..., None], axis=-1)[..., 0]
+        return jnp.where(valid, picked, -jnp.inf)
+
+    def entropy(self):
+        """H = −Σ_k p_k log p_k (0·log 0 = 0), in nats, ``batch_shape``."""
+        log_p = self.log_probs()
+        p = jnp.exp(log_p)
+        return -jnp.sum(p * jnp.where(p > 0, log_p, 0.0), axis=-1)
+
+    def _index(self):
+        k = jnp.arange(self.num_categories, dtype=self.dtype)
+        return jnp.broadcast_to(k, self.logits.shape)
+
+    def mean(self):
+        """E[X] = Σ_k k·p_k of the index, ``batch_shape``."""
+        return jnp.sum(self.probs * self._index(), axis=-1)
+
+    def variance(self):
+        """Var[X] = Σ_k p_k (k − E[X])² of the index (centred: no cancellation), ``batch_shape``."""
+        p = self.probs
+        centred = self._index() - jnp.sum(p * self._index(), axis=-1, keepdims=True)
+        return jnp.sum(p * jnp.square(centred), axis=-1)

@@ -1,0 +1,347 @@
+"""Discrete closed forms against explicit sums, at extremes, near equality, under transforms."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import special, stats
+
+import jaxkl
+from jaxkl import analytic
+from tests.oracles import sum_kl
+
+ORACLE_PAIRS = {
+    (jaxkl.Bernoulli, jaxkl.Bernoulli),
+    (jaxkl.Categorical, jaxkl.Categorical),
+    (jaxkl.Poisson, jaxkl.Poisson),
+    (jaxkl.Bernoulli, jaxkl.Poisson),
+}
+
+RNG = np.random.default_rng(11)
+LD = np.longdouble
+
+
+def _bernoulli_logpmf(logit):
+    """log pmf of Bernoulli(σ(logit)) on {0, 1} from log σ, so p near 0 or 1 is kept."""
+    logit = np.float64(logit)
+    return lambda k: np.where(k == 1, special.log_expit(logit), special.log_expit(-logit))
+
+
+def _log_sigmoid_ld(x):
+    x = LD(x)
+    return -np.log1p(np.exp(-x)) if x >= 0 else x - np.log1p(np.exp(x))
+
+
+def _bernoulli_kl_ld(a, b):
+    """Textbook KL in long double (eps ~1e-19), for pairs too close for float64."""
+    la, lb, la0, lb0 = (_log_sigmoid_ld(v) for v in (a, b, -LD(a), -LD(b)))
+    return float(np.exp(la) * (la - lb) + np.exp(la0) * (la0 - lb0))
+
+
+def _categorical_logpmf(logits):
+    logp = special.log_softmax(np.asarray(logits, np.float64))
+    return lambda k: logp[k]
+
+
+def _categorical_kl_ld(a, b):
+    a, b = np.asarray(a, LD), np.asarray(b, LD)
+    la = a - a.max() - np.log(np.sum(np.exp(a - a.max())))
+    lb = b - b.max() - np.log(np.sum(np.exp(b - b.max())))
+    return float(np.sum(np.exp(la) * (la - lb)))
+
+
+# ----------------------------------------------------------------------------- oracles
+def test_bernoulli_matches_explicit_sum_both_directions():
+    a = RNG.normal(0.0, 3.0, size=8)
+    b = RNG.normal(0.0, 3.0, size=8)
+    support = np.array([0, 1])
+    for x, y in ((a, b), (b, a)):
+        ref = [sum_kl(_bernoulli_logpmf(u), _bernoulli_logpmf(v), support) for u, v in zip(x, y)]
+        out = jaxkl.kl(jaxkl.Bernoulli(x.astype(np.float32)), jaxkl.Bernoulli(y.astype(np.float32)))
+        np.testing.assert_allclose(out, ref, rtol=2e-5, atol=1e-6)
+        with jax.enable_x64(True):
+            np.testing.assert_allclose(
+                jaxkl.kl(jaxkl.Bernoulli(x), jaxkl.Bernoulli(y)), ref, rtol=1e-12
+            )
+
+
+def test_categorical_matches_explicit_sum_both_directions():
+    k = 5
+    a = RNG.normal(0.0, 2.0, size=(6, k))
+    b = RNG.normal(0.0, 2.0, size=(6, k))
+    support = np.arange(k)
+    for x, y in ((a, b), (b, a)):
+        ref = [
+            sum_kl(_categorical_logpmf(u), _categorical_logpmf(v), support) for u, v in zip(x, y)
+        ]
+        out = jaxkl.kl(
+            jaxkl.Categorical(x.astype(np.float32)), jaxkl.Categorical(y.astype(np.float32))
+        )
+        assert out.shape == (6,)
+        np.testing.assert_allclose(out, ref, rtol=2e-5, atol=1e-6)
+        with jax.enable_x64(True):
+            out64 = jaxkl.kl(jaxkl.Categorical(x), jaxkl.Categorical(y))
+            np.testing.assert_allclose(out64, ref, rtol=1e-12)
+
+
+def test_poisson_matches_truncated_sum_both_directions():
+    a = np.exp(RNG.uniform(np.log(0.1), np.log(300.0), size=6))
+    b = np.exp(RNG.uniform(np.log(0.1), np.log(300.0), size=6))
+    a[0], b[0] = 1e3, 1.2e3
+    for x, y in ((a, b), (b, a)):
+        ref = []
+        for u, v in zip(x, y):
+            # Far into a's tail: the omitted mass beyond λ + 50√λ + 100 is < 1e-100.
+            support = np.arange(0, int(u + 50 * np.sqrt(u) + 100))
+            ref.append(sum_kl(stats.poisson(u).logpmf, stats.poisson(v).logpmf, support))
+        out = jaxkl.kl(jaxkl.Poisson(x.astype(np.float32)), jaxkl.Poisson(y.astype(np.float32)))
+        # Float32 rates are rounded by up to 6e-8 relative; KL moves by (log(λa/λb))·δλa.
+        np.testing.assert_allclose(out, ref, rtol=1e-5)
+        with jax.enable_x64(True):
+            np.testing.assert_allclose(
+                jaxkl.kl(jaxkl.Poisson(x), jaxkl.Poisson(y)), ref, rtol=1e-10
+            )
+
+
+def test_bernoulli_poisson_matches_explicit_sum():
+    logits = RNG.normal(0.0, 3.0, size=8)
+    rates = np.exp(RNG.uniform(np.log(0.01), np.log(50.0), size=8))
+    ref = [
+        sum_kl(_bernoulli_logpmf(u), stats.poisson(v).logpmf, np.array([0, 1]))
+        for u, v in zip(logits, rates)
+    ]
+    out = jaxkl.kl(
+        jaxkl.Bernoulli(logits.astype(np.float32)), jaxkl.Poisson(rates.astype(np.float32))
+    )
+    np.testing.assert_allclose(out, ref, rtol=2e-5)
+    with jax.enable_x64(True):
+        out64 = jaxkl.kl(jaxkl.Bernoulli(logits), jaxkl.Poisson(rates))
+        np.testing.assert_allclose(out64, ref, rtol=1e-12)
+
+
+def test_bernoulli_poisson_at_its_minimum_is_accurate():
+    # At λ = p the KL is p + (1 − p) log(1 − p) ≈ p²/2; the textbook sum cancels there.
+    logits = np.array([-12.0, -6.0, -3.0], np.float32)
+    p = special.expit(logits.astype(np.float64))
+    ref = p + (1 - p) * np.log1p(-p)
+    ref_ld = [float(LD(v) + (1 - LD(v)) * np.log1p(-LD(v))) for v in p]
+    out = analytic.bernoulli_poisson(logits, p.astype(np.float32))
+    # The float32-rounded λ shifts the minimum by O(δλ²/p): negligible at this tolerance.
+    np.testing.assert_allclose(out, ref_ld, rtol=1e-5)
+    np.testing.assert_allclose(ref, ref_ld, rtol=1e-3)
+
+
+# ----------------------------------------------------------------------------- extremes
+EXTREME = np.array([-50.0, -20.0, 0.0, 20.0, 50.0], np.float32)
+
+
+def test_bernoulli_extreme_logits_float32_values_and_gradients():
+    a, b = np.meshgrid(EXTREME, EXTREME, indexing="ij")
+    a, b = a.ravel(), b.ravel()
+    out = analytic.bernoulli(a, b)
+    ref = [_bernoulli_kl_ld(u, v) for u, v in zip(a, b)]
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=0)
+    ga, gb = jax.vmap(jax.grad(analytic.bernoulli, argnums=(0, 1)))(jnp.asarray(a), jnp.asarray(b))
+    assert np.all(np.isfinite(ga)) and np.all(np.isfinite(gb))
+    # ∂KL/∂b = σ(b) − σ(a) (the Bernoulli log-partition is softplus).
+    np.testing.assert_allclose(gb, special.expit(b) - special.expit(a), atol=1e-6)
+
+
+def test_categorical_extreme_logits_float32_values_and_gradients():
+    a = jnp.array([[50.0, -50.0, 0.0], [50.0, 49.0, -50.0], [0.0, 0.0, 50.0], [-50.0, 0.0, 50.0]])
+    b = jnp.array([[-50.0, 50.0, 0.0], [49.0, 50.0, 50.0], [0.0, 0.0, 50.0], [50.0, 0.0, -50.0]])
+    out = analytic.categorical(a, b)
+    ref = [_categorical_kl_ld(u, v) for u, v in zip(np.asarray(a), np.asarray(b))]
+    assert np.all(np.isfinite(out))
+    np.testing.assert_allclose(out, ref, rtol=1e-5, atol=0)
+    ga, gb = jax.vmap(jax.grad(analytic.categorical, argnums=(0, 1)))(a, b)
+    assert np.all(np.isfinite(ga)) and np.all(np.isfinite(gb))
+    # ∂KL/∂b = softmax(b) − softmax(a).
+    np.testing.assert_allclose(gb, special.softmax(b, -1) - special.softmax(a, -1), atol=1e-6)
+
+
+@pytest.mark.parametrize("delta", [1e-2, 1e-3, 1e-4])
+def test_near_equal_pairs_keep_relative_precision_float32(delta):
+    a = RNG.normal(0.0, 2.0, size=4).astype(np.float32)
+    b = (a + delta).astype(np.float32)
+    ref = [_bernoulli_kl_ld(u, v) for u, v in zip(a, b)]
+    np.testing.assert_allclose(analytic.bernoulli(a, b), ref, rtol=1e-5)
+
+    la = RNG.normal(0.0, 2.0, size=(4, 6)).astype(np.float32)
+    lb = (la + delta * RNG.normal(size=(4, 6))).astype(np.float32)
+    ref = [_categorical_kl_ld(u, v) for u, v in zip(la, lb)]
+    np.testing.assert_allclose(analytic.categorical(la, lb), ref, rtol=1e-5)
+
+    ra = np.exp(RNG.normal(0.0, 2.0, size=4)).astype(np.float32)
+    rb = (ra * (1 + delta)).astype(np.float32)
+    ref = [float(LD(u) * np.log(LD(u) / LD(v)) - LD(u) + LD(v)) for u, v in zip(ra, rb)]
+    np.testing.assert_allclose(analytic.poisson(ra, rb), ref, rtol=1e-5)
+
+
+# ----------------------------------------------------------------------------- supports
+def test_categorical_support_mismatch_and_zero_mass():
+    ninf = -np.inf
+    a = np.array([[0.0, 0.0, 0.0], [0.0, ninf, 1.0], [0.0, ninf, 1.0], [ninf, ninf, 0.0]])
+    b = np.array([[0.0, ninf, 0.0], [0.5, ninf, 0.0], [0.5, 2.0, 0.0], [1.0, 2.0, 3.0]])
+    ref = [
+        sum_kl(_categorical_logpmf(u), _categorical_logpmf(v), np.arange(3)) for u, v in zip(a, b)
+    ]
+    assert ref[0] == np.inf and np.all(np.isfinite(ref[1:]))
+    out = analytic.categorical(a.astype(np.float32), b.astype(np.float32))
+    np.testing.assert_allclose(out, ref, rtol=1e-5)
+    grads = jax.vmap(jax.grad(analytic.categorical, argnums=(0, 1)))(jnp.asarray(a), jnp.asarray(b))
+    for g in grads:
+        assert not np.any(np.isnan(g))
+    # b's mass outside a's support enters as −log q(supp a).
+    np.testing.assert_allclose(out[3], -special.log_softmax(b[3])[2], rtol=1e-6)
+
+
+def test_bernoulli_infinite_logits():
+    inf = np.inf
+    a = np.array([inf, inf, -inf, inf, 0.0, -inf])
+    b = np.array([0.0, inf, 1.0, -inf, inf, -inf])
+    ref = [
+        sum_kl(_bernoulli_logpmf(u), _bernoulli_logpmf(v), np.array([0, 1])) for u, v in zip(a, b)
+    ]
+    np.testing.assert_allclose(analytic.bernoulli(a, b), ref, rtol=1e-6)
+    assert ref[3] == inf and ref[4] == inf
+
+
+def test_bernoulli_poisson_at_point_masses_and_poisson_zero_rate():
+    out = analytic.bernoulli_poisson(jnp.array([-jnp.inf, jnp.inf, 200.0, -200.0]), 2.0)
+    np.testing.assert_allclose(out, [2.0, 2.0 - np.log(2.0), 2.0 - np.log(2.0), 2.0], rtol=1e-6)
+    # λa = 0 is the point mass at 0: KL = λb.
+    np.testing.assert_allclose(analytic.poisson(jnp.array([0.0]), jnp.array([3.0])), [3.0])
+
+
+# ----------------------------------------------------------------------------- properties
+LOGIT = st.floats(-30.0, 30.0, allow_nan=False)
+RATE = st.floats(-3.0, 3.0).map(lambda e: 10.0**e)
+ROW = st.lists(LOGIT, min_size=4, max_size=4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(a=LOGIT, b=LOGIT, ra=RATE, rb=RATE)
+def test_bernoulli_poisson_properties(a, b, ra, rb):
+    assert float(analytic.bernoulli(a, a)) == 0.0
+    assert float(analytic.bernoulli(a, b)) >= 0.0
+    assert float(analytic.poisson(ra, ra)) == 0.0
+    assert float(analytic.poisson(ra, rb)) >= 0.0
+    assert float(analytic.bernoulli_poisson(a, rb)) >= 0.0
+
+
+@settings(max_examples=25, deadline=None)
+@given(a=ROW, b=ROW)
+def test_categorical_properties(a, b):
+    a, b = jnp.asarray(a), jnp.asarray(b)
+    assert float(analytic.categorical(a, a)) == 0.0
+    assert float(analytic.categorical(a, b)) >= 0.0
+    # Shift invariance of logits.
+    np.testing.assert_allclose(
+        analytic.categorical(a + 3.0, b - 2.0), analytic.categorical(a, b), rtol=1e-4, atol=1e-6
+    )
+
+
+# ----------------------------------------------------------------------------- transforms
+def test_jit_equals_eager_and_no_retrace():
+    traces = []
+
+    @jax.jit
+    def f(la, lb, ra, rb):
+        traces.append(1)
+        return (
+            jaxkl.kl(jaxkl.Bernoulli(la[:, 0]), jaxkl.Bernoulli(lb[:, 0])),
+            jaxkl.kl(jaxkl.Categorical(la), jaxkl.Categorical(lb)),
+            jaxkl.kl(jaxkl.Poisson(ra), jaxkl.Poisson(rb)),
+            jaxkl.kl(jaxkl.Bernoulli(la[:, 0]), jaxkl.Poisson(rb)),
+        )
+
+    def eager(la, lb, ra, rb):
+        return (
+            analytic.bernoulli(la[:, 0], lb[:, 0]),
+            analytic.categorical(la, lb),
+            analytic.poisson(ra, rb),
+            analytic.bernoulli_poisson(la[:, 0], rb),
+        )
+
+    for seed in (0, 1):
+        rng = np.random.default_rng(seed)
+        args = (
+            jnp.asarray(rng.normal(size=(5, 3)), jnp.float32),
+            jnp.asarray(rng.normal(size=(5, 3)), jnp.float32),
+            jnp.asarray(rng.uniform(0.1, 10.0, size=5), jnp.float32),
+            jnp.asarray(rng.uniform(0.1, 10.0, size=5), jnp.float32),
+        )
+        for got, want in zip(f(*args), eager(*args)):
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    assert len(traces) == 1
+
+
+def test_vmap_over_categorical_pairs_equals_loop():
+    la = jnp.asarray(RNG.normal(size=(7, 4)), jnp.float32)
+    lb = jnp.asarray(RNG.normal(size=(7, 4)), jnp.float32)
+    batched = jax.vmap(lambda a, b: jaxkl.kl(a, b))(jaxkl.Categorical(la), jaxkl.Categorical(lb))
+    loop = [jaxkl.kl(jaxkl.Categorical(la[i]), jaxkl.Categorical(lb[i])) for i in range(7)]
+    np.testing.assert_allclose(batched, loop, rtol=1e-6)
+    np.testing.assert_allclose(batched, analytic.categorical(la, lb), rtol=1e-6)
+
+
+def _central_fd(f, x, h):
+    out = np.zeros(x.shape)
+    for idx in np.ndindex(*x.shape):
+        e = np.zeros(x.shape)
+        e[idx] = h
+        out[idx] = (f(x + e) - f(x - e)) / (2 * h)
+    return out
+
+
+@pytest.mark.parametrize(
+    "kernel, a, b",
+    [
+        (analytic.bernoulli, np.array([0.3, -2.0, 4.0]), np.array([1.1, -1.5, -3.0])),
+        (analytic.categorical, np.array([0.3, -2.0, 1.0]), np.array([1.1, 0.2, -0.4])),
+        (analytic.poisson, np.array([0.7, 3.0, 40.0]), np.array([1.2, 2.9, 10.0])),
+        (analytic.bernoulli_poisson, np.array([0.3, -2.0, 4.0]), np.array([0.5, 0.2, 3.0])),
+    ],
+)
+def test_grad_matches_central_differences_float64(kernel, a, b):
+    with jax.enable_x64(True):
+        a, b = jnp.asarray(a), jnp.asarray(b)
+        ga, gb = jax.grad(lambda x, y: kernel(x, y).sum(), argnums=(0, 1))(a, b)
+        fa = _central_fd(lambda x: float(kernel(x, b).sum()), np.asarray(a), 1e-6)
+        fb = _central_fd(lambda y: float(kernel(a, y).sum()), np.asarray(b), 1e-6)
+        np.testing.assert_allclose(ga, fa, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(gb, fb, rtol=1e-7, atol=1e-9)
+
+
+def test_shapes_broadcast():
+    assert analytic.bernoulli(jnp.zeros((3, 1)), jnp.zeros(4)).shape == (3, 4)
+    assert analytic.categorical(jnp.zeros((3, 1, 5)), jnp.zeros((2, 5))).shape == (3, 2)
+    assert analytic.poisson(jnp.ones((2, 1)), jnp.ones(3)).shape == (2, 3)
+    assert analytic.bernoulli_poisson(jnp.zeros(2), jnp.ones((3, 1))).shape == (3, 2)
+    d = jaxkl.kl(jaxkl.Categorical(jnp.zeros((4, 1, 3))), jaxkl.Categorical(jnp.zeros((2, 3))))
+    assert d.shape == (4, 2)
+
+
+# ----------------------------------------------------------------------------- bad input
+def test_categorical_bad_shapes_raise():
+    with pytest.raises(ValueError, match=r"logits must have shape \[\.\.\., K\]"):
+        analytic.categorical(0.0, jnp.zeros(3))
+    with pytest.raises(ValueError, match="logits_a has K=3 .* logits_b has K=4"):
+        analytic.categorical(jnp.zeros(3), jnp.zeros(4))
+    with pytest.raises(ValueError, match="a has K=3, b has K=4"):
+        jaxkl.kl(jaxkl.Categorical(jnp.zeros(3)), jaxkl.Categorical(jnp.zeros(4)))
+    with pytest.raises(ValueError, match=r"shapes do not broadcast: logits_a \(2, 3\), logits_b"):
+        analytic.categorical(jnp.zeros((2, 3)), jnp.zeros((4, 3)))
+
+
+def test_bad_broadcast_names_arguments():
+    with pytest.raises(ValueError, match=r"bernoulli: shapes do not broadcast: logits_a \(2,\)"):
+        analytic.bernoulli(jnp.zeros(2), jnp.zeros(3))
+    with pytest.raises(ValueError, match=r"poisson: shapes do not broadcast: rate_a \(2,\)"):
+        analytic.poisson(jnp.ones(2), jnp.ones(3))
+    with pytest.raises(ValueError, match=r"bernoulli_poisson: .*logits_a \(2,\), rate_b \(3,\)"):
+        analytic.bernoulli_poisson(jnp.zeros(2), jnp.ones(3))
