@@ -292,7 +292,7 @@ def _ellipse(loc, cov, k: float, num: int = 200):
 
 
 def figure(records: list[dict], p, mom: dict, refs: dict):
-    fig, axes = new_figure(1, 3, figsize=(16.0, 5.0))
+    fig, axes = new_figure(1, 3, figsize=(17.0, 5.2), width_ratios=[1.5, 1.0, 1.0])
     ax = axes[0]
     lo = np.minimum(mom["locs"].min(0), mom["mean"] - 2.5 * np.sqrt(np.diag(mom["cov"]))) - 1.0
     hi = np.maximum(mom["locs"].max(0), mom["mean"] + 2.5 * np.sqrt(np.diag(mom["cov"]))) + 1.0
@@ -303,17 +303,20 @@ def figure(records: list[dict], p, mom: dict, refs: dict):
     for rec in records:
         fit = rec["fits"][0]
         c = COLORS[rec["objective"]]
+        # The two objectives of each direction land on the same ellipse: draw the second
+        # one thinner on top so that both stay visible.
+        lw = 3.2 if rec["objective"] in ("reverse_k1", "forward") else 1.4
         for k, ls in ((1.0, "-"), (2.0, "--")):
             e = _ellipse(fit["loc"], fit["cov"], k)
-            ax.plot(e[0], e[1], color=c, ls=ls, lw=1.6,
+            ax.plot(e[0], e[1], color=c, ls=ls, lw=lw,
                     label=LABELS[rec["objective"]] if k == 1.0 else None)
         ax.plot(*fit["loc"], marker="x", color=c, ms=8, mew=2)
     ax.plot(mom["locs"][:, 0], mom["locs"][:, 1], "k+", ms=10, mew=1.5, label="component means")
     ax.set_aspect("equal")
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
-    ax.set_title("target p (grey) and fitted q: 1σ (solid), 2σ (dashed)")
-    ax.legend(fontsize=8, loc="upper left")
+    ax.set_title("target p (grey) and fitted q (restart 0): 1σ solid, 2σ dashed", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
 
     for ax, group, ylabel, ref_name, ref_label in (
         (axes[1], REVERSE, "KL(q‖p) estimate", "kl_qp_component_0", "q = one component"),
@@ -334,7 +337,7 @@ def figure(records: list[dict], p, mom: dict, refs: dict):
         ax.set_yscale("log")
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{ylabel} during the fit (bin means ± 2 SE)")
+        ax.set_title(f"{ylabel} during the fit (bin means ± 2 SE)", fontsize=10)
         ax.legend(fontsize=8)
     return fig
 

@@ -37,6 +37,7 @@ Every pair here shares its support, so every KL is finite.
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, gammaln, polygamma
@@ -126,6 +127,9 @@ def _omega_bregman(a, b, d, s):
     return jnp.where(near, quad, jnp.where(big, stirling, direct))
 
 
+# The two cores below are compiled as whole programs: called eagerly they would otherwise
+# dispatch a few hundred small operations one at a time (seconds on a first call).
+@jax.jit
 def _gamma_kl(conc_a, rate_a, conc_b, rate_b):
     d = conc_b - conc_a
     s = _log_ratio_d(conc_a, conc_b, d)
@@ -134,6 +138,7 @@ def _gamma_kl(conc_a, rate_a, conc_b, rate_b):
     return conc_b * _g(u) + _omega_bregman(conc_a, conc_b, d, s)
 
 
+@jax.jit
 def _dirichlet_kl(conc_a, conc_b):
     """KL between Dirichlets over the last axis of equal-shape [..., K] arrays."""
     d = conc_b - conc_a

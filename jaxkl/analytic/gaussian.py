@@ -124,7 +124,7 @@ def _event_size(where: str, **arrays) -> int:
     return next(iter(sizes.values()))
 
 
-def _broadcast_batch(where: str, **arrays) -> tuple[jnp.ndarray, ...]:
+def _broadcast_batch(where: str, **arrays) -> tuple[jax.Array, ...]:
     """Broadcast the batch axes of ``name=(array, k)`` (all but the last k) explicitly."""
     batch = {name: x.shape[: x.ndim - k] for name, (x, k) in arrays.items()}
     try:
@@ -235,6 +235,10 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
       >>> import jax.numpy as jnp
       >>> float(mvn_tril(jnp.zeros(2), jnp.eye(2), jnp.ones(2), jnp.eye(2)))
       1.0
+
+    References:
+      C. E. Rasmussen and C. K. I. Williams, *Gaussian Processes for Machine Learning*
+      (MIT Press, 2006), appendix A.5 (KL between Gaussians).
     """
     where = "jaxkl.analytic.mvn_tril"
     loc_a, scale_tril_a, loc_b, scale_tril_b = as_float(loc_a, scale_tril_a, loc_b, scale_tril_b)
@@ -252,8 +256,9 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
 @jax.jit
 def _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b):
     d = loc_a.shape[-1]
-    # Both right-hand sides in one solve: [L_a | μ_b − μ_a].
-    rhs = jnp.concatenate([scale_tril_a, (loc_b - loc_a)[..., None]], axis=-1)
+    # Both right-hand sides in one solve: [L_a | μ_b − μ_a]. Masking L_a makes the upper
+    # triangle unread, so its gradient is exactly zero and an optimiser keeps L_a triangular.
+    rhs = jnp.concatenate([jnp.tril(scale_tril_a), (loc_b - loc_a)[..., None]], axis=-1)
     sol = solve_triangular(scale_tril_b, rhs, lower=True)
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     diag_b = jnp.diagonal(scale_tril_b, axis1=-2, axis2=-1)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import math
-
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
 from jaxkl._shapes import as_float, broadcast_named
-from jaxkl.analytic._math import log_ratio
+from jaxkl.analytic._math import (
+    ZETA_MINUS_1,
+    expm1_minus_x,
+    horner_from_x2,
+    log_ratio,
+    series_radius,
+)
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.gumbel import Gumbel
 from jaxkl.distributions.laplace import Laplace
@@ -18,58 +22,18 @@ __all__ = ["gumbel", "laplace", "uniform"]
 
 EULER_GAMMA = 0.57721566490153286061
 
-# ζ(k) − 1 for k = 2, …, 30 (scipy.special.zetac): Taylor coefficients of log Γ(1 + x)
-# and ψ(1 + x) at x = 0 are built from them.
-ZETA_MINUS_1 = (
-    0.6449340668482264, 0.2020569031595943, 0.08232323371113819, 0.03692775514336993,
-    0.01734306198444914, 0.008349277381922827, 0.00407735619794434, 0.0020083928260822143,
-    0.0009945751278180853, 0.0004941886041194645, 0.0002460865533080483,
-    0.00012271334757848915, 6.124813505870483e-05, 3.058823630702049e-05,
-    1.528225940865187e-05, 7.637197637899763e-06, 3.81729326499984e-06,
-    1.908212716553939e-06, 9.539620338727962e-07, 4.769329867878064e-07,
-    2.38450502727733e-07, 1.1921992596531106e-07, 5.960818905125948e-08,
-    2.980350351465228e-08, 1.4901554828365043e-08, 7.45071178983543e-09,
-    3.725334024788457e-09, 1.862659723513049e-09, 9.313274324196682e-10,
-)  # fmt: skip
-# Below this |x| the power series in x are used: truncated after x^30 their error is
-# < 1e-10 relative. Beyond it the direct special-function forms are used, which there
-# lose at most a factor ~5 to cancellation (float32 gammaln/digamma in jax are accurate
-# to ~1e-6 absolute, so a wider series keeps small KLs accurate).
-SERIES_RADIUS = 0.5
-
-
-def horner_from_x2(coeffs, x):
-    """Σ_k coeffs[k] · x^{k+2}: a power series starting at x²."""
-    acc = jnp.zeros_like(x)
-    for c in reversed(coeffs):
-        acc = acc * x + c
-    return acc * x * x
-
-
 # log Γ(1 + x) + γx = Σ_{k≥2} (−1)^k ζ(k) x^k / k.
 _LGAMMA1P_COEFFS = tuple((-1) ** k * (1.0 + z) / k for k, z in enumerate(ZETA_MINUS_1, start=2))
 
 
-# expm1(s) − s = Σ_{k≥2} s^k / k!; through s^13 the truncation error is < 1e-10 relative
-# for |s| < 1, and for |s| ≥ 1 the direct difference loses at most a factor ~3.
-_EXPM1_MINUS_X_COEFFS = tuple(1.0 / math.factorial(k) for k in range(2, 14))
-
-
-def expm1_minus_x(s):
-    """expm1(s) − s ≥ 0, accurate to float precision for every s (series for |s| < 1)."""
-    small = jnp.abs(s) < 1.0
-    series = horner_from_x2(_EXPM1_MINUS_X_COEFFS, jnp.where(small, s, 0.0))
-    return jnp.where(small, series, jnp.expm1(s) - s)
-
-
 def _lgamma_plus_euler(t):
-    """ψ(r) = log Γ(r) + γ(r − 1) for r = e^t: convex, ≥ 0, and O((r − 1)²) at r = 1.
+    """q(r) = log Γ(r) + γ(r − 1) for r = e^t: convex, ≥ 0, and O((r − 1)²) at r = 1.
 
     Near r = 1 the two terms cancel to second order, so a power series in ε = r − 1 is
     used there; elsewhere the direct form is accurate.
     """
     eps = jnp.expm1(t)
-    small = jnp.abs(eps) < SERIES_RADIUS
+    small = jnp.abs(eps) < series_radius(eps)
     series = horner_from_x2(_LGAMMA1P_COEFFS, jnp.where(small, eps, 0.0))
     direct = gammaln(jnp.exp(t)) + EULER_GAMMA * eps
     return jnp.where(small, series, direct)
@@ -85,8 +49,8 @@ def laplace(loc_a, scale_a, loc_b, scale_b):
 
     Near a = b all three terms are O(1) and cancel to KL ≈ (t² + u²)/2, so for |t| < ½ and
     u < ½ the equivalent form (expm1(t − u) − (t − u)) + u·expm1(t) is used, whose two
-    terms are both O(t² + u²) (the first through a series); float32 then keeps its
-    relative precision down to KL ~ 1e-30.
+    terms are both O(t² + u²) (the first through a series); float32 then keeps its full
+    relative precision however close a is to b (tested down to KL ~ 1e-11).
 
     Args:
       loc_a, scale_a, loc_b, scale_b: arrays ``[...]`` that broadcast together; scales > 0.
@@ -97,6 +61,10 @@ def laplace(loc_a, scale_a, loc_b, scale_b):
     Example:
       >>> round(float(laplace(0.0, 1.0, 1.0, 1.0)), 6)  # 1 + e^{-1} - 1
       0.367879
+
+    References:
+      M. Gil, F. Alajaji, T. Linder. Rényi divergence measures for commonly used
+      univariate continuous distributions. Information Sciences 249 (2013).
     """
     loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
@@ -126,18 +94,23 @@ def gumbel(loc_a, scale_a, loc_b, scale_b):
         KL = [expm1(w) − w] + [log Γ(r) + γ(r − 1)],  w = (μ_b − μ_a)/β_b + log Γ(1 + r),
 
     so nothing cancels between them; each part is computed by a series where its own
-    terms would cancel (w → 0, r → 1). γ is Euler's constant.
+    terms would cancel (w → 0, r → 1). γ is Euler's constant. Both parts are exactly 0 at
+    a = b.
 
     Args:
       loc_a, scale_a, loc_b, scale_b: arrays ``[...]`` that broadcast together; scales > 0.
 
     Returns:
-      ``[...]``, the broadcast shape. Overflows to +inf when (μ_b − μ_a)/β_b is large
-      (≳ 88 in float32): the true value is then astronomically large.
+      ``[...]``, the broadcast shape. Overflows to +inf once w ≳ 88 in float32 (μ_b − μ_a
+      ≫ β_b, or β_a ≳ 35 β_b): the true value then exceeds 1e38.
 
     Example:
       >>> round(float(gumbel(0.0, 1.0, 1.0, 1.0)), 6)  # e - 2
       0.718282
+
+    References:
+      M. Gil, F. Alajaji, T. Linder. Rényi divergence measures for commonly used
+      univariate continuous distributions. Information Sciences 249 (2013).
     """
     loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
@@ -145,13 +118,13 @@ def gumbel(loc_a, scale_a, loc_b, scale_b):
     )
     t = log_ratio(scale_a, scale_b)
     eps = jnp.expm1(t)
-    psi = _lgamma_plus_euler(t)
-    # log Γ(1 + r) = log Γ(r) + log r. Near r = 1 it is small, and this form keeps its
-    # relative precision; elsewhere gammaln is direct and exact enough.
-    small = jnp.abs(eps) < SERIES_RADIUS
-    lgamma_1p_r = jnp.where(small, psi - EULER_GAMMA * eps + t, gammaln(1.0 + jnp.exp(t)))
+    q = _lgamma_plus_euler(t)
+    # log Γ(1 + r) = log Γ(r) + log r = q − γε + t. Near r = 1 it is O(ε) and this form
+    # keeps its relative precision; elsewhere gammaln is direct and accurate.
+    small = jnp.abs(eps) < series_radius(eps)
+    lgamma_1p_r = jnp.where(small, q - EULER_GAMMA * eps + t, gammaln(1.0 + jnp.exp(t)))
     w = (loc_b - loc_a) / scale_b + lgamma_1p_r
-    return expm1_minus_x(w) + psi
+    return expm1_minus_x(w) + q
 
 
 def uniform(low_a, high_a, low_b, high_b):

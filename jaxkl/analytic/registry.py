@@ -37,7 +37,7 @@ def register_kl(type_a: type, type_b: type):
     return decorator
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _dispatch(type_a: type, type_b: type) -> Callable | None:
     matches = [
         (ta, tb) for ta, tb in _REGISTRY if issubclass(type_a, ta) and issubclass(type_b, tb)

@@ -142,6 +142,8 @@ def _stirling_correction_hess(x):
     return acc * inv2 * inv
 
 
+# Compiled as whole programs so that eager calls do not dispatch dozens of small ops.
+@jax.jit
 def _entropy_part(x):
     """e(x) = log Γ(x) − (x − 1) ψ(x) + x, accurate for large x as well.
 
@@ -164,6 +166,7 @@ def _entropy_part(x):
     return jnp.where(big, stirling, direct)
 
 
+@jax.jit
 def _log_beta(conc):
     """log B(a) = Σₖ log Γ(aₖ) − log Γ(Σₖ aₖ) over the last axis of ``conc`` [..., K].
 

@@ -78,7 +78,9 @@ class MultivariateNormalTriL(Distribution):
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape + self.event_shape
         eps = jax.random.normal(key, shape, self.dtype)
-        L = jnp.broadcast_to(self.scale_tril, shape + self.event_shape)
+        # Only the lower triangle is a parameter: masking keeps the pathwise gradient of the
+        # (zero) upper entries at zero, so gradient steps keep scale_tril triangular.
+        L = jnp.broadcast_to(jnp.tril(self.scale_tril), shape + self.event_shape)
         loc = jnp.broadcast_to(self.loc, shape)
         return loc + jnp.matmul(L, eps[..., None])[..., 0]
 
@@ -96,11 +98,11 @@ class MultivariateNormalTriL(Distribution):
 
     def variance(self):
         # diag(L Lᵀ)ᵢ = Σⱼ Lᵢⱼ², without forming the covariance.
-        return jnp.sum(jnp.square(self.scale_tril), -1)
+        return jnp.sum(jnp.square(jnp.tril(self.scale_tril)), -1)
 
     def covariance(self):
         """Covariance matrix L Lᵀ, ``[..., d, d]``."""
-        L = self.scale_tril
+        L = jnp.tril(self.scale_tril)
         return jnp.matmul(L, jnp.swapaxes(L, -1, -2))
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,11 +83,13 @@ def importance_kl(
 
     Gradients: the draws from the proposal do not depend on q's or p's parameters, so
     ``jax.grad`` flows through log q in both w and f (and through log p in f); for the
-    plain estimator that is an unbiased gradient of KL(q‖p). If the proposal has
-    parameters of its own (for example ``proposal=q``), gradients also pass through the
-    reparameterised draws and log proposal; their expectation is zero for the plain
-    estimator, so pass ``jax.lax.stop_gradient(proposal)`` to drop that noise. ``ess`` is
-    differentiable too (useful to tune a proposal); ``pareto_k`` has zero gradient.
+    plain estimator that is an unbiased gradient of KL(q‖p). If the proposal shares
+    parameters with q or p (for example ``proposal=q``), gradients also pass through its
+    draws and log density. For a reparameterised proposal that extra part has zero
+    expectation (the plain estimate's mean does not depend on the proposal), so it only
+    adds noise; for one that is not reparameterised it is a bias. Either way
+    ``jax.lax.stop_gradient(proposal)`` removes it. ``ess`` is differentiable too (useful
+    to tune a proposal); ``pareto_k`` has zero gradient.
 
     Args:
       key: typed key, legacy ``uint32[2]`` key or int seed.
@@ -175,6 +179,15 @@ def importance_kl(
         )
     log_p = jnp.broadcast_to(log_p, shape)
 
+    value, stderr, ess, pareto_k = _weighted_kl(log_q, log_r, log_p, self_normalized)
+    return ImportanceEstimate(value, stderr, n, ess, pareto_k)
+
+
+# One compiled program per shape; eager callers would otherwise dispatch op by op.
+@functools.partial(jax.jit, static_argnums=3)
+def _weighted_kl(log_q, log_r, log_p, self_normalized: bool):
+    """Value, stderr, ESS and k̂ from log densities ``[n, *B]`` at x ~ proposal."""
+    n = log_q.shape[0]
     log_w = log_q - log_r
     # 0·log 0 = 0: a draw where q vanishes contributes nothing, even if f there is NaN.
     zero_w = log_w == -jnp.inf
@@ -202,10 +215,4 @@ def importance_kl(
     value = jnp.where(infinite, jnp.inf, value)
     stderr = jnp.where(infinite | jnp.isinf(value), jnp.inf, stderr)
 
-    return ImportanceEstimate(
-        value=value,
-        stderr=stderr,
-        num_samples=n,
-        ess=kish_ess(log_w, axis=0),
-        pareto_k=pareto_khat(log_w, axis=0),
-    )
+    return value, stderr, kish_ess(log_w, axis=0), pareto_khat(log_w, axis=0)

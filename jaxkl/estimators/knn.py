@@ -1,7 +1,303 @@
-"""PLACEHOLDER — being written; replace this whole file."""
+"""Sample-only KL estimation from k-nearest-neighbour distances (Wang–Kulkarni–Verdú).
+
+The estimator needs no density, only samples x ~ P and y ~ Q. All pairwise distances are
+streamed tile by tile, keeping a running top-k per point, so memory is
+O(row_block × col_block) whatever n and m are.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.scipy.special import digamma
+
+from jaxkl._checks import require
+from jaxkl._shapes import as_float
+from jaxkl.analytic._math import log_ratio
+from jaxkl.estimators.estimate import Estimate, mean_with_stderr
 
 __all__ = ["knn_kl"]
 
+# Tall-and-wide tiles: few scan steps, and the per-tile top-k sees long rows. Measured on
+# a 2-core CPU, 256 × 4096 ran 2-5x faster than square 1024 × 1024 tiles; 4 MiB in float32.
+_DEFAULT_BLOCK = (256, 4096)
+# Coordinates summed in one fused loop; beyond this a scan over chunks keeps programs small.
+_UNROLL = 16
 
-def knn_kl(*args, **kwargs):
-    raise NotImplementedError
+
+def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLOCK) -> Estimate:
+    """KL(P‖Q) from samples x ~ P and y ~ Q by k-nearest-neighbour distances.
+
+    Wang, Kulkarni & Verdú (2009):
+
+        D̂ = (1/n) Σᵢ tᵢ + log(m / (n − 1)),
+        tᵢ = d·log(νᵢ / ρᵢ) + ψ(kρᵢ) − ψ(kνᵢ),
+
+    where ρᵢ is the distance from xᵢ to its kρᵢ-th nearest neighbour among the other n − 1
+    points of x, νᵢ the distance from xᵢ to its kνᵢ-th nearest neighbour in y, and ψ the
+    digamma function. It follows from log p(xᵢ) ≈ ψ(kρ) − ψ(n) − log V(ρ) (the mass of the
+    ball holding kρ of n − 1 points is Beta(kρ, n − kρ)) and likewise for q.
+
+    **Ties and duplicates.** With continuous data kρᵢ = kνᵢ = k and the ψ terms cancel.
+    A duplicated point would make a k-th distance exactly 0 and log 0 appear, so the order is
+    adapted per point (the adaptive-k form of Wang–Kulkarni–Verdú): with zᵢ other points of
+    the sample at distance exactly 0 from xᵢ, the order used is max(k, zᵢ + 1), i.e. the
+    k-th neighbour, or the first neighbour at positive distance when there are k or more
+    copies; ψ(kρᵢ) − ψ(kνᵢ) corrects for the changed order. So no log 0 arises. Points whose
+    squared distance underflows to 0 count as copies. The estimate is undefined (NaN) only
+    when no positive distance exists: all points of x identical, or every point of y equal
+    to some xᵢ; concrete inputs of that kind raise ``ValueError``.
+
+    **Standard error.** ``stderr`` = sample std of the tᵢ / √n, as if the tᵢ were
+    independent. They are not (neighbouring points share neighbours), so it is an
+    approximation; in the test suite the spread of independent replicate estimates was
+    within about 10% of the mean reported stderr. The estimator also has an O(n^(−1/d))-type
+    bias for finite samples, which stderr does not include.
+
+    **Precision.** Squared distances are formed from direct differences Σⱼ (aⱼ − bⱼ)², summed
+    over coordinates in order, not as ‖a‖² + ‖b‖² − 2a·b. The expansion loses everything
+    below ε·‖a‖² (ε = 1.2e-7 in float32): in 1-D at n = 10⁴ nearest-neighbour squared
+    distances are ~1e-8·‖a‖², so it would pick wrong neighbours, and it cannot tell a copy
+    (distance exactly 0) from a near neighbour. Direct differences are exact for close
+    points (Sterbenz) and keep relative accuracy, at 2-5x the cost of a matrix product.
+
+    **Cost.** O(n (n + m) d) time; memory O(row_block × col_block) besides the inputs. The
+    neighbour search runs without gradient; the selected distances are then recomputed
+    from the gathered points, so ``jax.grad`` with respect to x and y works and costs
+    O((n + m) d) memory.
+
+    Args:
+      x: samples from P, ``[n, d]``, or ``[n]`` for d = 1. Needs n ≥ k + 1.
+      y: samples from Q, ``[m, d]`` (or ``[m]``), same d. Needs m ≥ k.
+      k: neighbour order, an integer ≥ 1.
+      block_size: ``(rows of x, columns of x or y)`` per distance tile, or one int for
+        square tiles. Any sizes work (they need not divide n or m); the result does not
+        depend on them.
+
+    Returns:
+      ``Estimate(value, stderr, num_samples=n)``; ``value`` and ``stderr`` are scalars. For
+      a batch of problems use ``jax.vmap`` over a leading axis of x and y (memory then
+      scales with the batch size times the tile).
+
+    Raises:
+      ValueError: for k < 1, k ≥ n, k > m, mismatched dimensions, inputs that are not
+        ``[n, d]`` or ``[n]``, and, for concrete inputs, NaN or infinite samples,
+        coordinates so large that squared distances overflow, or the undefined cases
+        above. Under ``jit``/``vmap`` values cannot be checked: NaN propagates to the
+        result (use ``jaxkl.checked`` to raise instead).
+
+    Example:
+      >>> import jax
+      >>> import jaxkl
+      >>> x = jax.random.normal(jax.random.key(0), (2000,))
+      >>> y = 1.0 + jax.random.normal(jax.random.key(1), (2000,))
+      >>> est = jaxkl.knn_kl(x, y)  # truth: KL(N(0, 1) ‖ N(1, 1)) = 0.5
+      >>> abs(float(est.value) - 0.5) < 0.15
+      True
+
+    References:
+      Q. Wang, S. R. Kulkarni, S. Verdú. Divergence estimation for multidimensional
+      densities via k-nearest-neighbor distances. IEEE Trans. Inf. Theory 55(5),
+      2392–2405, 2009.
+    """
+    k = _check_k(k)
+    row_block, col_block = _check_block_size(block_size)
+    x, y = as_float(x, y)
+    x = _as_points(x, "x")
+    y = _as_points(y, "y")
+    (n, d), (m, d_y) = x.shape, y.shape
+    if d_y != d:
+        raise ValueError(
+            f"knn_kl: x and y must have the same dimension d; got x {x.shape}, y {y.shape}"
+        )
+    if k >= n:
+        raise ValueError(
+            f"knn_kl: need k < n (the k-th neighbour of xᵢ among the other n − 1 points of "
+            f"x); got k={k}, n={n}"
+        )
+    if k > m:
+        raise ValueError(f"knn_kl: need k <= m (the k-th neighbour in y); got k={k}, m={m}")
+    _check_values(x, y)
+    terms = _point_terms(x, y, k=k, row_block=row_block, col_block=col_block)
+    est = mean_with_stderr(terms)
+    return Estimate(est.value + (math.log(m) - math.log(n - 1)), est.stderr, n)
+
+
+def _check_k(k) -> int:
+    if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"knn_kl: k must be an integer >= 1; got {k!r}")
+    return int(k)
+
+
+def _check_block_size(block_size) -> tuple[int, int]:
+    sizes = (block_size, block_size) if isinstance(block_size, numbers.Integral) else block_size
+    try:
+        rows, cols = sizes
+    except (TypeError, ValueError):
+        rows = cols = None
+    ok = all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+             for s in (rows, cols))
+    if not ok:
+        raise ValueError(
+            f"knn_kl: block_size must be a positive int or a pair (rows, cols) of them; "
+            f"got {block_size!r}"
+        )
+    return int(rows), int(cols)
+
+
+def _as_points(a, name: str):
+    if a.ndim == 1:
+        return a[:, None]
+    if a.ndim != 2:
+        raise ValueError(
+            f"knn_kl: {name} must be [num_points, d] or [num_points] (d = 1); got shape "
+            f"{a.shape}. For a batch of problems use jax.vmap."
+        )
+    return a
+
+
+def _check_values(x, y) -> None:
+    """Concrete-input checks (no-ops under jit/vmap, runtime checks under jaxkl.checked)."""
+    d = x.shape[1]
+    # |coordinates| ≤ B keeps every squared distance ≤ d·(2B)² finite.
+    bound = math.sqrt(float(jnp.finfo(x.dtype).max) / d) / 2
+    for name, a in (("x", x), ("y", y)):
+        require(jnp.isfinite(a), f"knn_kl: {name} must be finite (no NaN or inf)")
+        require(
+            jnp.abs(a) <= bound,
+            f"knn_kl: |{name}| must be <= {bound:.3g} so squared distances do not overflow",
+        )
+    require(
+        jnp.any(x != x[:1]),
+        "knn_kl: all points of x are identical, so no positive distance within x exists",
+    )
+    y_is_one_point_of_x = jnp.all(y == y[:1]) & jnp.any(jnp.all(x == y[:1], axis=1))
+    require(
+        ~y_is_one_point_of_x,
+        "knn_kl: every point of y equals the same point of x, so no positive distance to y "
+        "exists from it",
+    )
+
+
+def _sum_sq_diff(a, b):
+    """Σⱼ (a[j] − b[j])² over the leading (coordinate) axis, accumulated in order j = 0, 1, …
+
+    a and b have the same rank and broadcast in their trailing axes. The fixed order makes
+    the tiled search and the recomputation of selected distances round identically.
+    """
+    d = a.shape[0]
+    acc = jnp.zeros(jnp.broadcast_shapes(a.shape[1:], b.shape[1:]), a.dtype)
+
+    def add_chunk(acc, a_chunk, b_chunk):
+        for j in range(a_chunk.shape[0]):
+            acc = acc + jnp.square(a_chunk[j] - b_chunk[j])
+        return acc
+
+    if d <= _UNROLL:
+        return add_chunk(acc, a, b)
+    chunks = -(-d // _UNROLL)
+
+    def split(v):
+        # Padding coordinates are 0 in both, adding exactly 0 to every sum.
+        v = jnp.pad(v, [(0, chunks * _UNROLL - d)] + [(0, 0)] * (v.ndim - 1))
+        return v.reshape(chunks, _UNROLL, *v.shape[1:])
+
+    acc, _ = lax.scan(lambda acc, ab: (add_chunk(acc, *ab), None), acc, (split(a), split(b)))
+    return acc
+
+
+def _knn_search(q, r, k: int, row_block: int, col_block: int):
+    """For each row of q: how many rows of r are at squared distance exactly 0, and the
+    indices of the k rows of r nearest among those at positive distance.
+
+    Returns ``(idx [n, k] int32, zeros [n] int32)``; idx is ordered by distance, ties going
+    to the lower index (so it does not depend on the tiling). Slots beyond the number of
+    positive distances hold meaningless indices.
+    """
+    n, d = q.shape
+    m = r.shape[0]
+    bq, br = min(row_block, n), min(col_block, m)
+    nq, nr = -(-n // bq), -(-m // br)
+    k_tile = min(k, br)
+
+    def tiles(v, size, count):
+        # [count, d, size]: coordinates leading, so each coordinate is a contiguous row.
+        v = jnp.pad(v, ((0, count * size - v.shape[0]), (0, 0)))
+        return jnp.swapaxes(v.reshape(count, size, d), 1, 2)
+
+    q_tiles, r_tiles = tiles(q, bq, nq), tiles(r, br, nr)
+    starts = jnp.arange(nr, dtype=jnp.int32) * br
+    cols = jnp.arange(br, dtype=jnp.int32)
+    no_candidate = jnp.array(-jnp.inf, q.dtype)
+
+    def row_block_search(qt):
+        def step(carry, tile):
+            best_neg, best_idx, zeros = carry
+            rt, start = tile
+            d2 = _sum_sq_diff(qt[:, :, None], rt[:, None, :])  # [bq, br]
+            real = jnp.broadcast_to((start + cols < m)[None, :], d2.shape)
+            zeros = zeros + jnp.sum((d2 == 0) & real, axis=1, dtype=jnp.int32)
+            # top_k finds the largest, so negate: the k smallest positive distances.
+            neg = jnp.where(real & (d2 > 0), -d2, no_candidate)
+            tile_neg, tile_pos = lax.top_k(neg, k_tile)
+            # Earlier candidates first: equal distances resolve to the lower index.
+            cand_neg = jnp.concatenate([best_neg, tile_neg], axis=1)
+            cand_idx = jnp.concatenate([best_idx, tile_pos + start], axis=1)
+            best_neg, pos = lax.top_k(cand_neg, k)
+            return (best_neg, jnp.take_along_axis(cand_idx, pos, axis=1), zeros), None
+
+        init = (
+            jnp.full((bq, k), no_candidate),
+            jnp.zeros((bq, k), jnp.int32),
+            jnp.zeros((bq,), jnp.int32),
+        )
+        (_, idx, zeros), _ = lax.scan(step, init, (r_tiles, starts))
+        return idx, zeros
+
+    idx, zeros = lax.map(row_block_search, q_tiles)
+    return idx.reshape(nq * bq, k)[:n], zeros.reshape(nq * bq)[:n]
+
+
+def _radius_sq(x, ref, idx, zeros, k: int, size: int):
+    """Squared radius, neighbour order and definedness for each xᵢ against ``ref``.
+
+    The order is max(k, zᵢ + 1) among ``size`` candidates (zᵢ of them at distance 0), i.e.
+    the (max(k − zᵢ, 1))-th smallest positive distance; it exists iff order ≤ size.
+    """
+    order = jnp.maximum(zeros + 1, k)
+    pos = order - zeros - 1
+    j = jnp.take_along_axis(idx, jnp.minimum(pos, k - 1)[:, None], axis=1)[:, 0]
+    # Where undefined, j may point at padding: clip, and the caller masks the result.
+    neighbour = jnp.take(ref, j, axis=0, mode="clip")
+    r2 = _sum_sq_diff(x.T, neighbour.T)
+    return r2, order, order <= size
+
+
+@functools.partial(jax.jit, static_argnames=("k", "row_block", "col_block"))
+def _point_terms(x, y, *, k: int, row_block: int, col_block: int):
+    """Per-point terms tᵢ = d·log(νᵢ/ρᵢ) + ψ(kρᵢ) − ψ(kνᵢ), ``[n]`` (NaN where undefined)."""
+    n, d = x.shape
+    m = y.shape[0]
+    # Only which neighbours are chosen comes from the search; gradients flow through the
+    # recomputed distances, so the tiled scan is never differentiated.
+    xs, ys = lax.stop_gradient(x), lax.stop_gradient(y)
+    idx_x, zeros_x = _knn_search(xs, xs, k, row_block, col_block)
+    idx_y, zeros_y = _knn_search(xs, ys, k, row_block, col_block)
+    # xᵢ's distance to itself is exactly 0 (x − x = 0 in floating point): not a neighbour.
+    zeros_x = zeros_x - 1
+    rho2, k_rho, ok_rho = _radius_sq(x, x, idx_x, zeros_x, k, n - 1)
+    nu2, k_nu, ok_nu = _radius_sq(x, y, idx_y, zeros_y, k, m)
+    ok = ok_rho & ok_nu
+    # Double where: undefined points get harmless radii so their gradients stay finite.
+    rho2 = jnp.where(ok, rho2, 1.0)
+    nu2 = jnp.where(ok, nu2, 1.0)
+    dtype = x.dtype
+    terms = 0.5 * d * log_ratio(nu2, rho2) + (
+        digamma(k_rho.astype(dtype)) - digamma(k_nu.astype(dtype))
+    )
+    return jnp.where(ok, terms, jnp.nan)

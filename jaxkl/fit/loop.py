@@ -66,9 +66,10 @@ def _value_and_grad(loss_fn: LossFn, params, key, args):
         return v, est
 
     (_, est), grads = jax.value_and_grad(value, has_aux=True)(params)
-    if hasattr(est, "num_samples"):
+    num_samples = getattr(est, "num_samples", None)
+    if isinstance(num_samples, int | np.integer):
         # A Python int in a NamedTuple is a pytree leaf; keep it static, not stacked.
-        static["num_samples"] = est.num_samples
+        static["num_samples"] = int(num_samples)
         est = est._replace(num_samples=None)
     return est, grads, static
 

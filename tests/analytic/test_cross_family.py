@@ -1,5 +1,5 @@
 """Cross-family KL: quadrature oracles for the finite pairs, support checks for the +inf
-pairs, properties, float32 precision, transforms (jit / vmap / grad) and errors."""
+pairs, properties, float32 and float64 precision, transforms (jit / vmap / grad), errors."""
 
 import math
 from decimal import Decimal, localcontext
@@ -45,8 +45,8 @@ PROPERTY = settings(max_examples=25, deadline=None)
 
 
 # ----------------------------------------------------------------------------- families
-# Each family: random parameters, the jaxkl distribution, the scipy distribution, and a's
-# integration range [lo, hi] (holding all but a negligible tail) with break points.
+# Per family: random parameters, the scipy twin, and, as the first argument of a KL, an
+# integration range [lo, hi] holding all but a negligible tail, with break points.
 def _params(cls, rng):
     if cls in (jaxkl.Normal, jaxkl.Laplace, jaxkl.Gumbel, jaxkl.LogNormal):
         return (float(rng.normal(scale=1.5)), float(np.exp(rng.uniform(-1.0, 1.0))))
@@ -98,6 +98,8 @@ def _support(cls, p):
 
 def _quad(cls_a, pa, cls_b, pb):
     lo, hi, points = _support(cls_a, pa)
+    if cls_b is jaxkl.Laplace:
+        points = [*(points or []), pb[0]]  # b's kink
     if points is not None:
         points = sorted({x for x in points if lo < x < hi})
     return quad_kl(
@@ -137,19 +139,15 @@ def test_finite_pairs_match_quadrature(pair, seed):
 
 
 def test_laplace_and_normal_both_directions_on_the_same_parameters():
-    # KL(Normal ‖ Laplace) with b's kink at its location as a quadrature break point, and
-    # KL(Laplace ‖ Normal) on the very same pair of parameter vectors.
     rng = np.random.default_rng(11)
     for _ in range(4):
-        pa, pb = _params(jaxkl.Normal, rng), _params(jaxkl.Laplace, rng)
+        pn, pl = _params(jaxkl.Normal, rng), _params(jaxkl.Laplace, rng)
         with jax.enable_x64(True):
-            rev = jaxkl.kl(jaxkl.Laplace(*pb), jaxkl.Normal(*pa))
-            np.testing.assert_allclose(rev, _quad(jaxkl.Laplace, pb, jaxkl.Normal, pa), rtol=1e-8)
-        lo, hi = pa[0] - 40 * pa[1], pa[0] + 40 * pa[1]
-        points = sorted({pa[0], *([pb[0]] if lo < pb[0] < hi else [])})
-        ref = quad_kl(stats.norm(*pa).logpdf, stats.laplace(*pb).logpdf, lo, hi, points=points)
-        with jax.enable_x64(True):
-            np.testing.assert_allclose(normal_laplace(*pa, *pb), ref, rtol=1e-9)
+            nor, lap = jaxkl.Normal(*pn), jaxkl.Laplace(*pl)
+            ref = _quad(jaxkl.Normal, pn, jaxkl.Laplace, pl)
+            np.testing.assert_allclose(jaxkl.kl(nor, lap), ref, rtol=1e-8)
+            ref = _quad(jaxkl.Laplace, pl, jaxkl.Normal, pn)
+            np.testing.assert_allclose(jaxkl.kl(lap, nor), ref, rtol=1e-8)
 
 
 @pytest.mark.parametrize(
@@ -278,64 +276,11 @@ def test_gamma_normal_is_positive(log_k, log_rate, loc, log_scale):
 @PROPERTY
 @given(log_c1=st.floats(-3.0, 5.0), log_c0=st.floats(-3.0, 5.0), low=st.floats(-5.0, 0.0),
        high=st.floats(1.0, 6.0))  # fmt: skip
-def test_beta_uniform_is_non_negative_and_zero_only_at_the_uniform(log_c1, log_c0, low, high):
-    v = float(beta_uniform(math.exp(log_c1), math.exp(log_c0), low, high))
-    assert v >= 0.0
-    assert float(beta_uniform(1.0, 1.0, 0.0, 1.0)) == 0.0
+def test_beta_uniform_is_non_negative(log_c1, log_c0, low, high):
+    assert float(beta_uniform(math.exp(log_c1), math.exp(log_c0), low, high)) >= 0.0
 
 
-# ----------------------------------------------------------------------------- float32 precision
-def _textbook_normal_laplace(la, sa, lb, sb):
-    # Decimal has no erf: δ·erf(δ/√2) = δ(1 − erfc(δ/√2)), with erfc from scipy in float64,
-    # whose relative error is amplified by δ only (the term itself is small near δ = 0).
-    delta = (la - lb) / sa
-    with localcontext() as ctx:
-        ctx.prec = 50
-        pi = _PI
-        d = _dec(delta)
-        erf_term = d * _dec(special.erf(float(delta) / math.sqrt(2.0)))
-        m = (2 / pi).sqrt() * (-(d * d) / 2).exp() + erf_term
-        kl = (
-            (2 * _dec(sb) / _dec(sa)).ln()
-            - Decimal("0.5")
-            - (2 * pi).ln() / 2
-            + _dec(sa) / _dec(sb) * m
-        )
-        return float(kl)
-
-
-def test_float32_normal_laplace_against_decimal_textbook():
-    rng = np.random.default_rng(21)
-    n = 100
-    la, sa = rng.normal(size=n), np.exp(rng.normal(size=n))
-    lb, sb = la + sa * rng.normal(size=n), sa * np.exp(rng.normal(scale=0.5, size=n))
-    args32 = [np.asarray(v, np.float32) for v in (la, sa, lb, sb)]
-    ref = np.array([_textbook_normal_laplace(*row) for row in zip(*args32, strict=True)])
-    np.testing.assert_allclose(normal_laplace(*args32), ref, rtol=2e-6)
-
-
-def _beta_negentropy_f64(c1, c0):
-    # −H(Beta) from scipy in float64; near (1, 1) it cancels to ~1e-16/KL, and at the
-    # spreads used (≥ 1e-3) that is ≤ 1e-9 relative.
-    return -stats.beta(c1, c0).entropy()
-
-
-@pytest.mark.parametrize("spread", [1e-3, 1e-2, 0.3])
-def test_float32_beta_uniform_near_the_uniform(spread):
-    rng = np.random.default_rng(22)
-    c = (1.0 + spread * rng.uniform(-1.0, 1.0, size=(2, 50))).astype(np.float32)
-    ref = np.array([_beta_negentropy_f64(float(x), float(y)) for x, y in c.T])
-    np.testing.assert_allclose(beta_uniform(c[0], c[1], 0.0, 1.0), ref, rtol=2e-6)
-
-
-def test_float32_beta_uniform_width_just_above_one():
-    # log(1 − low) for the float32 value of low: the width 1 − low is not representable
-    # in float32 exactly, but log1p of (1 − 1) − low is.
-    low = np.float32(-1e-4)
-    ref = math.log1p(-float(low))
-    np.testing.assert_allclose(beta_uniform(1.0, 1.0, low, 1.0), ref, rtol=1e-6)
-
-
+# ----------------------------------------------------------------------------- precision
 def _digamma_dec(x):
     """ψ(x) for x > 0 in decimal: shift by 40, then the asymptotic series (error < 1e-40)."""
     shift = sum(1 / (x + k) for k in range(40))
@@ -364,15 +309,94 @@ def test_decimal_digamma_oracle_matches_scipy():
             )
 
 
-@pytest.mark.parametrize("k", [0.5, 3.9, 4.0, 30.0, 1e3, 1e5])
-def test_float32_gamma_normal_for_large_shapes(k):
+def _textbook_normal_laplace(la, sa, lb, sb):
+    # Decimal has no erf, so erf comes from scipy in float64: a 1e-16 relative error on
+    # δ·erf(δ/√2), a term no larger than the KL's other terms.
+    delta = (la - lb) / sa
+    pi = _PI
+    with localcontext() as ctx:
+        ctx.prec = 50
+        d = _dec(delta)
+        erf_term = d * _dec(special.erf(float(delta) / math.sqrt(2.0)))
+        m = (2 / pi).sqrt() * (-(d * d) / 2).exp() + erf_term
+        kl = (
+            (2 * _dec(sb) / _dec(sa)).ln()
+            - Decimal("0.5")
+            - (2 * pi).ln() / 2
+            + _dec(sa) / _dec(sb) * m
+        )
+        return float(kl)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_normal_laplace_precision_against_decimal_textbook(dtype):
+    rng = np.random.default_rng(21)
+    n = 100
+    la, sa = rng.normal(size=n), np.exp(rng.normal(size=n))
+    lb, sb = la + sa * rng.normal(size=n), sa * np.exp(rng.normal(scale=0.5, size=n))
+    args = [np.asarray(v, dtype) for v in (la, sa, lb, sb)]
+    ref = np.array([_textbook_normal_laplace(*row) for row in zip(*args, strict=True)])
+    with jax.enable_x64(dtype == np.float64):
+        out = normal_laplace(*args)
+    assert out.dtype == dtype
+    np.testing.assert_allclose(out, ref, rtol=2e-6 if dtype == np.float32 else 1e-12)
+
+
+def _beta_negentropy_dec(c1, c0):
+    """−H(Beta(c1, c0)) in 50-digit decimal from the textbook entropy formula."""
+    with localcontext() as ctx:
+        ctx.prec = 50
+        a, b = _dec(c1), _dec(c0)
+        log_beta = _lgamma_dec(a) + _lgamma_dec(b) - _lgamma_dec(a + b)
+        neg_h = (
+            -log_beta
+            + (a - 1) * _digamma_dec(a)
+            + (b - 1) * _digamma_dec(b)
+            - (a + b - 2) * _digamma_dec(a + b)
+        )
+        return float(neg_h)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spread", [1e-4, 1e-2, 0.4, 3.0])
+def test_beta_uniform_precision_near_and_far_from_the_uniform(spread, dtype):
+    rng = np.random.default_rng(22)
+    c = np.exp(spread * rng.uniform(-1.0, 1.0, size=(2, 40))).astype(dtype)
+    ref = np.array([_beta_negentropy_dec(x, y) for x, y in c.T])
+    with jax.enable_x64(dtype == np.float64):
+        out = beta_uniform(c[0], c[1], 0.0, 1.0)
+    assert out.dtype == dtype
+    if dtype == np.float64:
+        np.testing.assert_allclose(out, ref, rtol=1e-12)
+    elif spread < 0.5:  # inside the float32 series region: relative precision
+        np.testing.assert_allclose(out, ref, rtol=2e-6)
+    else:  # the direct form: jax's float32 betaln/digamma are good to ~1e-6 absolute
+        np.testing.assert_allclose(out, ref, rtol=2e-6, atol=3e-6)
+
+
+def test_float32_beta_uniform_width_just_above_one():
+    # log(1 − low) for the float32 value of low: the width 1 − low is not representable
+    # in float32 exactly, but log1p of (1 − 1) − low is.
+    low = np.float32(-1e-4)
+    ref = math.log1p(-float(low))
+    np.testing.assert_allclose(beta_uniform(1.0, 1.0, low, 1.0), ref, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [0.5, 3.9, 4.0, 9.9, 10.0, 30.0, 1e3, 1e5])
+def test_gamma_normal_precision_for_small_and_large_shapes(k, dtype):
     # At the moment-matched normal only the Gamma negentropy J(k) ≈ 1/(3k) remains, which
-    # the direct float32 form (terms of size k log k) could not resolve for large k.
+    # the direct form (terms of size k log k) could not resolve for large k.
     rate = 2.0
-    mean, std = k / rate, math.sqrt(k) / rate
-    out = gamma_normal(np.float32(k), np.float32(rate), np.float32(mean), np.float32(std))
-    # Below k = 4 the direct form inherits jax's float32 gammaln/digamma (~1e-6 absolute).
-    np.testing.assert_allclose(out, _gamma_negentropy_dec(k), rtol=2e-5 if k < 4 else 2e-6)
+    args = [np.asarray(v, dtype) for v in (k, rate, k / rate, math.sqrt(k) / rate)]
+    with jax.enable_x64(dtype == np.float64):
+        out = gamma_normal(*args)
+    assert out.dtype == dtype
+    if dtype == np.float64:
+        rtol = 1e-12
+    else:  # below k = 4 the direct form inherits jax's float32 gammaln/digamma errors
+        rtol = 2e-5 if k < 4 else 2e-6
+    np.testing.assert_allclose(out, _gamma_negentropy_dec(k), rtol=rtol)
 
 
 # ----------------------------------------------------------------------------- transforms
@@ -452,7 +476,8 @@ def test_grad_is_finite_where_kernels_switch_form():
         np.testing.assert_array_equal(g, 0.0)  # the minimum of −H(Beta)
         g = jax.grad(normal_laplace, argnums=(0, 1, 2, 3))(0.0, 1.0, 0.0, 1.0)
         assert np.all(np.isfinite(np.array(g)))
-        for k in (4.0 - 1e-9, 4.0 + 1e-9):
+        # float64 sums J(k) from its series from k = 10 on.
+        for k in (10.0 - 1e-9, 10.0 + 1e-9):
             args = [k, 1.0, k, math.sqrt(k)]
             g = jax.grad(gamma_normal)(*args)
             np.testing.assert_allclose(g, _central_differences(gamma_normal, args)[0], rtol=1e-6)
@@ -460,12 +485,23 @@ def test_grad_is_finite_where_kernels_switch_form():
 
 def test_continuous_where_kernels_switch_form():
     with jax.enable_x64(True):
-        lo, hi = gamma_normal(4.0 * (1 - 1e-12), 1.0, 0.0, 1.0), gamma_normal(4.0, 1.0, 0.0, 1.0)
-        np.testing.assert_allclose(lo, hi, rtol=1e-9)
-        for c in (0.5, 1.5):
-            lo = beta_uniform(c * (1 - 1e-12), 1.2, 0.0, 1.0)
-            hi = beta_uniform(c * (1 + 1e-12), 1.2, 0.0, 1.0)
-            np.testing.assert_allclose(lo, hi, rtol=1e-9)
+        # At the moment-matched normal only J(k) remains, so the comparison is sharp.
+        lo, hi = (gamma_normal(k, 1.0, k, math.sqrt(k)) for k in (10.0 * (1 - 1e-15), 10.0))
+        np.testing.assert_allclose(lo, hi, rtol=1e-12)
+        # −H(Beta) switches to its series where |α − 1|, |β − 1| < ¼ (float64).
+        for c in (0.75, 1.25):
+            lo = beta_uniform(c * (1 - 1e-12), 1.1, 0.0, 1.0)
+            hi = beta_uniform(c * (1 + 1e-12), 1.1, 0.0, 1.0)
+            np.testing.assert_allclose(lo, hi, rtol=1e-10)
+    # float32 switches at k = 4 and |α − 1|, |β − 1| = ½.
+    k_lo, k_hi = np.float32(4.0 * (1 - 1e-7)), np.float32(4.0)
+    lo, hi = (gamma_normal(k, 1.0, k, np.sqrt(k)) for k in (k_lo, k_hi))
+    np.testing.assert_allclose(lo, hi, rtol=1e-5)
+    for c in (0.5, 1.5):
+        lo, hi = (beta_uniform(np.float32(c * f), 1.2, 0.0, 1.0) for f in (1 - 1e-7, 1 + 1e-7))
+        # The direct float32 form sums O(1) terms of betaln/digamma, each accurate to
+        # ~1e-6 absolute in jax, so it is only good to a few 1e-6 absolute.
+        np.testing.assert_allclose(lo, hi, rtol=0, atol=3e-6)
 
 
 # ----------------------------------------------------------------------------- errors

@@ -1,5 +1,5 @@
-"""Laplace, Gumbel and Uniform KL: quadrature oracles, properties, float32 precision,
-transforms (jit / vmap / grad) and errors."""
+"""Laplace, Gumbel and Uniform KL: quadrature oracles, properties, float32 and float64
+precision against 50-digit decimal oracles, transforms (jit / vmap / grad) and errors."""
 
 import math
 from decimal import Decimal, localcontext
@@ -149,7 +149,7 @@ def test_uniform_kl_is_non_negative(low_a, log_w_a, low_b, log_w_b):
     assert kl >= 0.0
 
 
-# ----------------------------------------------------------------------------- float32 precision
+# ----------------------------------------------------------------------------- precision
 # The oracles for the float32 precision test: textbook formulas in 50-digit decimal
 # arithmetic, so their own cancellation near a = b (KL down to ~1e-13) is irrelevant.
 _PREC = 50
@@ -202,21 +202,27 @@ def test_decimal_lgamma_oracle_matches_scipy():
         np.testing.assert_allclose(float(_lgamma_dec(Decimal(x))), special.gammaln(x), atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("kind", sorted(KERNELS))
 @pytest.mark.parametrize("spread", [1e-5, 1e-3, 1e-1, 1.0])
-def test_float32_keeps_relative_precision_near_equal_parameters(kind, spread):
+def test_relative_precision_near_and_far_from_equal_parameters(kind, spread, dtype):
     textbook = {"laplace": _textbook_laplace, "gumbel": _textbook_gumbel}[kind]
-    # Measured worst cases: ≤ 6.5e-7 everywhere except Gumbel at scale ratios beyond the
+    # Measured worst cases. float32: ≤ 6.5e-7, except Gumbel at scale ratios beyond the
     # series region, where jax's float32 gammaln (absolute error ~1e-6) gives ≤ 6.5e-6.
-    rtol = 2e-5 if (kind == "gumbel" and spread >= 1.0) else 2e-6
+    # float64: ≤ 6e-14.
+    if dtype == np.float64:
+        rtol = 1e-12
+    else:
+        rtol = 2e-5 if (kind == "gumbel" and spread >= 1.0) else 2e-6
     rng = np.random.default_rng(7)
-    n = 200
+    n = 100
     la, sa = rng.normal(size=n), np.exp(rng.normal(size=n))
     lb, sb = la + spread * sa * rng.normal(size=n), sa * np.exp(spread * rng.normal(size=n))
-    args32 = [np.asarray(v, np.float32) for v in (la, sa, lb, sb)]
-    ref = np.array([textbook(*row) for row in zip(*args32, strict=True)])
-    out = np.asarray(KERNELS[kind](*args32))
-    assert out.dtype == np.float32
+    args = [np.asarray(v, dtype) for v in (la, sa, lb, sb)]
+    ref = np.array([textbook(*row) for row in zip(*args, strict=True)])
+    with jax.enable_x64(dtype == np.float64):
+        out = np.asarray(KERNELS[kind](*args))
+    assert out.dtype == dtype
     np.testing.assert_allclose(out, ref, rtol=rtol, atol=0)
 
 
@@ -233,16 +239,19 @@ def test_textbook_forms_lose_float32_precision_where_the_kernels_do_not():
 
 @pytest.mark.parametrize("kind", sorted(KERNELS))
 def test_continuous_across_branch_switches(kind):
-    # Laplace switches form at |log(b_a/b_b)| = ½ and |Δ|/b_a = ½, Gumbel at
-    # |b_a/b_b − 1| = ½ and where the series of expm1(w) − w ends (|w| = 1).
+    # Laplace switches form at |log(b_a/b_b)| = ½ and |Δ|/b_a = ½; Gumbel at
+    # |b_a/b_b − 1| = ¼ (float64) or ½ (float32), and expm1(w) − w at |w| = 1.
+    f = KERNELS[kind]
     with jax.enable_x64(True):
-        f = KERNELS[kind]
-        for ratio in (math.exp(0.5), math.exp(-0.5), 1.5, 0.5):
-            lo, hi = f(0.0, ratio * (1 - 1e-9), 0.0, 1.0), f(0.0, ratio * (1 + 1e-9), 0.0, 1.0)
-            np.testing.assert_allclose(lo, hi, rtol=1e-7)
+        for ratio in (math.exp(0.5), math.exp(-0.5), 1.25, 0.75):
+            lo, hi = (f(0.0, ratio * g, 0.0, 1.0) for g in (1 - 1e-12, 1 + 1e-12))
+            np.testing.assert_allclose(lo, hi, rtol=1e-10)
         for shift in (0.5, 1.0, -1.0):
-            lo, hi = f(shift * (1 - 1e-9), 1.0, 0.0, 1.0), f(shift * (1 + 1e-9), 1.0, 0.0, 1.0)
-            np.testing.assert_allclose(lo, hi, rtol=1e-7)
+            lo, hi = (f(shift * g, 1.0, 0.0, 1.0) for g in (1 - 1e-12, 1 + 1e-12))
+            np.testing.assert_allclose(lo, hi, rtol=1e-10)
+    for ratio in (1.5, 0.5):
+        lo, hi = (f(0.0, np.float32(ratio * g), 0.0, 1.0) for g in (1 - 1e-7, 1 + 1e-7))
+        np.testing.assert_allclose(lo, hi, rtol=1e-5)
 
 
 # ----------------------------------------------------------------------------- transforms

@@ -70,10 +70,12 @@ def test_sample_moments_within_5_se():
 def test_shapes_broadcast():
     d = jaxkl.MultivariateNormalTriL(jnp.zeros((2, 1, D)), jnp.broadcast_to(jnp.eye(D), (3, D, D)))
     assert d.batch_shape == (2, 3) and d.event_shape == (D,)
-    assert d.sample(0, (5,)).shape == (5, 2, 3, D)
-    assert d.log_prob(jnp.zeros((7, 2, 3, D))).shape == (7, 2, 3)
-    assert d.entropy().shape == (2, 3)
-    assert d.variance().shape == (2, 3, D)
+    # eval_shape traces without compiling: shape checks need no numbers.
+    assert jax.eval_shape(lambda: d.sample(0, (5,))).shape == (5, 2, 3, D)
+    assert jax.eval_shape(lambda: d.log_prob(jnp.zeros((7, 2, 3, D)))).shape == (7, 2, 3)
+    assert jax.eval_shape(lambda: d.log_prob(jnp.zeros((7, 1, 3, D)))).shape == (7, 2, 3)
+    assert jax.eval_shape(d.entropy).shape == (2, 3)
+    assert jax.eval_shape(d.variance).shape == (2, 3, D)
 
 
 def test_large_d_log_prob_matches_scipy():
@@ -136,6 +138,31 @@ def test_pytree_roundtrip_through_jit_vmap_grad():
     ref = np.linalg.solve(cov, (1.0 - LOC)[..., None])[..., 0]
     np.testing.assert_allclose(g.loc, ref, rtol=1e-3, atol=1e-4)
     assert np.all(np.isfinite(np.asarray(g.scale_tril)))
+
+
+def test_gradients_leave_the_upper_triangle_at_zero():
+    # Only the lower triangle is a parameter: a gradient step must keep scale_tril valid.
+    L = jnp.asarray(TRIL[0], jnp.float32)
+    key = jax.random.key(0)
+    TriL = jaxkl.MultivariateNormalTriL
+
+    def losses(L):
+        d = TriL(jnp.zeros(D), L)
+        return jnp.stack(
+            [
+                d.log_prob(jnp.ones(D)),
+                jnp.sum(d.sample(key, (8,)) ** 2),
+                jnp.sum(d.covariance()),
+                jnp.sum(d.variance()),
+                jaxkl.kl(d, TriL(jnp.ones(D), 2.0 * jnp.eye(D))),
+                jaxkl.kl(TriL(jnp.ones(D), 2.0 * jnp.eye(D)), d),
+            ]
+        )
+
+    # One compiled Jacobian: row k is the gradient of loss k.
+    jac = np.asarray(jax.jit(jax.jacrev(losses))(L))
+    for g in jac:
+        assert np.all(np.triu(g, 1) == 0) and np.any(np.tril(g) != 0)
 
 
 def test_reparameterized_sample_is_affine_in_noise():

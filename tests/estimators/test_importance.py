@@ -14,7 +14,7 @@ import jaxkl
 from jaxkl.distributions.base import Distribution
 
 R = 200  # replicates, run as a batch: each batch member gets its own draws
-N = 1000
+N = 1000  # used wherever possible: every new shape compiles afresh
 
 
 def _normal_kl(mq, sq, mp, sp):
@@ -77,7 +77,7 @@ def test_bad_proposal_small_ess_and_large_khat():
     est = jaxkl.importance_kl(1, q, jaxkl.Normal(0.0, 1.0), jaxkl.Normal(0.0, 0.5), n)
     ess, k = np.asarray(est.ess), np.asarray(est.pareto_k, np.float64)
     assert np.all((ess >= 1) & (ess <= n))
-    assert np.all(ess < n / 10)
+    assert np.all(ess < n / 5) and ess.mean() < n / 10
     assert np.all(np.isfinite(k)) and np.all(np.isfinite(np.asarray(est.value)))
     # True tail shape 0.94, approached slowly; the mean k̂ clears 0.7 by 5 SE.
     assert k.mean() - 5 * k.std(ddof=1) / math.sqrt(reps) > 0.7
@@ -86,10 +86,10 @@ def test_bad_proposal_small_ess_and_large_khat():
 def test_proposal_equal_to_q_is_plain_monte_carlo():
     q, p = jaxkl.Normal(*Q), jaxkl.Normal(*P)
     key = jax.random.key(2)
-    est = jaxkl.importance_kl(key, q, p, q, 500)
-    x = q.sample(key, (500,))
+    est = jaxkl.importance_kl(key, q, p, q, N)
+    x = q.sample(key, (N,))
     np.testing.assert_allclose(est.value, jnp.mean(q.log_prob(x) - p.log_prob(x)), rtol=1e-6)
-    assert float(est.ess) == 500.0
+    assert float(est.ess) == N
     assert float(est.pareto_k) == -np.inf  # every weight is exactly 1
 
 
@@ -143,21 +143,22 @@ def test_zero_weights_count_zero():
 
 
 def test_shapes_broadcast_and_events():
+    run = jax.jit(lambda q, p, r: jaxkl.importance_kl(7, q, p, r, N))
     q = jaxkl.Normal(jnp.zeros((3, 1)), 1.0)
     p = jaxkl.Normal(jnp.linspace(-1.0, 1.0, 4), 1.0)
-    est = jaxkl.importance_kl(7, q, p, jaxkl.Normal(0.0, 1.5), 64)
+    est = run(q, p, jaxkl.Normal(0.0, 1.5))
     for a in (est.value, est.stderr, est.ess, est.pareto_k):
         assert a.shape == (3, 4)
+    # The proposal has no batch axes, so each of the 3 identical q rows gets its own draws.
+    assert len(set(np.asarray(est.value)[:, 0].tolist())) == 3
     mq = jaxkl.MultivariateNormalDiag(jnp.zeros((3, 2)), jnp.ones(2))
     mp = jaxkl.MultivariateNormalDiag(jnp.ones(2), jnp.ones(2))
-    est = jaxkl.importance_kl(
-        7, mq, mp, jaxkl.MultivariateNormalDiag(jnp.zeros(2), 1.5 * jnp.ones(2)), 64
-    )
+    est = run(mq, mp, jaxkl.MultivariateNormalDiag(jnp.zeros(2), 1.5 * jnp.ones(2)))
     assert est.value.shape == (3,)
 
 
 def test_key_forms_agree():
-    args = (jaxkl.Normal(*Q), jaxkl.Normal(*P), jaxkl.Normal(*WIDE), 100)
+    args = (jaxkl.Normal(*Q), jaxkl.Normal(*P), jaxkl.Normal(*WIDE), N)
     ref = jaxkl.importance_kl(jax.random.key(8), *args).value
     assert jaxkl.importance_kl(8, *args).value == ref
     assert jaxkl.importance_kl(jax.random.PRNGKey(8), *args).value == ref
@@ -254,8 +255,11 @@ def test_jit_equals_eager_and_no_retrace():
     q, p = jaxkl.Normal(*Q), jaxkl.Normal(*P)
     eager = jaxkl.importance_kl(10, q, p, proposal, N)
     jitted = f(q, p)
-    for a, b in zip(jitted, eager, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-5)
+    for name in ("value", "stderr", "ess"):
+        np.testing.assert_allclose(getattr(jitted, name), getattr(eager, name), rtol=1e-5)
+    # k̂ is fitted to exceedances w − u of nearly equal weights, so a one-ulp difference
+    # in the log weights (fused vs unfused float32) moves it by ~1e-5 relative.
+    np.testing.assert_allclose(jitted.pareto_k, eager.pareto_k, rtol=2e-4)
     f(jaxkl.Normal(0.1, 1.1), p)
     assert len(traces) == 1
 
@@ -265,25 +269,28 @@ def test_vmap_over_pairs_equals_loop():
     qs, ps = jaxkl.Normal(locs_q, 1.0), jaxkl.Normal(locs_p, 1.3)
     proposal = jaxkl.Normal(*WIDE)
     key = jax.random.key(11)
-    batched = jax.vmap(lambda q, p: jaxkl.importance_kl(key, q, p, proposal, 256))(qs, ps)
+    batched = jax.jit(jax.vmap(lambda q, p: jaxkl.importance_kl(key, q, p, proposal, N)))(qs, ps)
     for i in range(3):
         one = jaxkl.importance_kl(
-            key, jaxkl.Normal(locs_q[i], 1.0), jaxkl.Normal(locs_p[i], 1.3), proposal, 256
+            key, jaxkl.Normal(locs_q[i], 1.0), jaxkl.Normal(locs_p[i], 1.3), proposal, N
         )
-        for a, b in zip(batched, one, strict=True):
-            np.testing.assert_allclose(np.asarray(a)[i] if np.ndim(a) else a, b, rtol=1e-5)
+        for name in ("value", "stderr", "ess"):
+            np.testing.assert_allclose(getattr(batched, name)[i], getattr(one, name), rtol=1e-5)
+        # As in the jit test: k̂ sees one-ulp differences in the log weights amplified.
+        np.testing.assert_allclose(batched.pareto_k[i], one.pareto_k, rtol=2e-4)
 
 
 def test_grad_finite_equals_finite_differences_and_unbiased():
     proposal = jaxkl.Normal(*WIDE)
     with jax.enable_x64(True):
+        proposal64 = jaxkl.Normal(*WIDE)
 
+        @jax.jit
         def value(loc):
-            return jaxkl.importance_kl(
-                12, jaxkl.Normal(loc, 1.0), jaxkl.Normal(*P), proposal, N
-            ).value
+            q = jaxkl.Normal(loc, 1.0)
+            return jaxkl.importance_kl(12, q, jaxkl.Normal(*P), proposal64, N).value
 
-        g = float(jax.grad(value)(0.3))
+        g = float(jax.jit(jax.grad(value))(0.3))
         h = 1e-5
         fd = (float(value(0.3 + h)) - float(value(0.3 - h))) / (2 * h)
         assert np.isfinite(g)
@@ -294,7 +301,23 @@ def test_grad_finite_equals_finite_differences_and_unbiased():
         q = jaxkl.Normal(locs, Q[1])
         return jnp.sum(jaxkl.importance_kl(13, q, jaxkl.Normal(*P), proposal, N).value)
 
-    grads = np.asarray(jax.grad(total)(jnp.full(R, Q[0])), np.float64)
+    grads = np.asarray(jax.jit(jax.grad(total))(jnp.full(R, Q[0])), np.float64)
     assert np.all(np.isfinite(grads))
     truth = (Q[0] - P[0]) / P[1] ** 2
+    assert abs(grads.mean() - truth) < 5 * grads.std(ddof=1) / math.sqrt(R)
+
+
+def test_forward_kl_gradient_with_stopped_proposal():
+    # The documented recipe: ∇ KL(p‖q_θ) from draws of q_θ, with the proposal held fixed.
+    mp, sp = 0.5, 1.2
+
+    @jax.jit
+    @jax.grad
+    def total(locs):
+        q = jaxkl.Normal(locs, 1.0)
+        est = jaxkl.importance_kl(14, jaxkl.Normal(mp, sp), q, jax.lax.stop_gradient(q), N)
+        return jnp.sum(est.value)
+
+    grads = np.asarray(total(jnp.zeros(R)), np.float64)
+    truth = (0.0 - mp) / 1.0**2  # ∂KL(p‖q)/∂μ_q = (μ_q − μ_p)/σ_q²
     assert abs(grads.mean() - truth) < 5 * grads.std(ddof=1) / math.sqrt(R)

@@ -125,7 +125,7 @@ def test_score_gradient_unbiased_for_discrete_q(family):
     assert_within_5se(grads, exact)
 
 
-# ---------------------------------------------------------------- gradient table of kl_from_log_probs
+# ------------------------------------------------ the gradient table of kl_from_log_probs
 def _fixed_sample_grads(make_q, theta, p, estimator, key, n=N, r=R):
     """Mean over replicates of ∇θ mean_i k(x_i) with x_i ~ q held fixed (stop-gradient)."""
 

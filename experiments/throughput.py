@@ -1,0 +1,1440 @@
+"""Throughput of jaxkl against this machine's own ceilings, all measured in one process.
+
+Every speed is reported next to a ceiling timed in the same run, back to back with it:
+
+* read ceiling — the fastest way found to read the same bytes: a jitted ``jnp.sum`` over
+  the kernel's own input arrays or ``numpy.sum`` over them, whichever is faster in that
+  repeat. Analytic kernels are reported in GB/s of parameter bytes read.
+* RNG ceiling — ``jax.random.normal`` (the default threefry key) for the same count of
+  numbers as the estimator draws, either written out or summed inside the same jitted
+  function, whichever is faster. Monte Carlo is reported in M sample-dims/s
+  (samples × batch × event size per second).
+
+Sections (``sections`` in the config, run in this order):
+
+* ``knn``: ``knn_kl`` for n = m up to 100 000 in d = 10, with peak memory (XLA's buffer
+  assignment for the compiled call, and the process's resident-set high-water mark).
+* ``analytic``: Normal and MultivariateNormalDiag over a grid of B × D, MultivariateNormalTriL
+  for d ∈ {8, 64}, Categorical for K up to 32 768; each against the read ceiling.
+* ``monte_carlo``: ``mc_kl`` (k1, k3) and ``importance_kl`` against the RNG ceiling.
+* ``peers``: the largest analytic and Monte Carlo workloads through ``jaxkl.kl``, a
+  textbook jitted formula, NumPy, and torch / distrax / numpyro when importable.
+* ``variance``: precision per second, 1 / (variance × seconds per estimate), of each
+  variance-reduction option of ``mc_kl`` against plain k1, with a 5-SE unbiasedness check.
+* ``retrace``: traces on a repeated jitted call and compiles on a repeated eager call.
+
+Timing: each function is compiled with ``jax.jit(f).lower(...).compile()`` (trace and
+compile times recorded), called ``warmup`` times, then timed ``repeats`` times; each timed
+repeat loops the call until it lasts ``min_time`` and ends with ``block_until_ready``.
+Medians are reported; the fraction of a ceiling is the median of per-repeat ratios.
+
+Run from the repository root:
+    .venv/bin/python experiments/throughput.py --config configs/throughput.toml
+
+Writes results/throughput/<run-name>/: config.toml, cells/, metrics.csv, summary.json,
+throughput.png, report.md and README_SECTION.md.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import math
+import os
+import platform
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import jaxkl
+from jaxkl.study import (
+    RunDir,
+    cell_id,
+    experiment_parser,
+    new_figure,
+    parse_experiment_args,
+    require_config,
+)
+
+EXPERIMENT = "throughput"
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "configs" / f"{EXPERIMENT}.toml"
+SECTIONS = ("knn", "analytic", "monte_carlo", "peers", "variance", "retrace")
+PEER_PACKAGES = ("torch", "distrax", "numpyro")
+# Variance-reduction tokens of an option string and the mc_kl keyword each one sets.
+VR_FLAGS = {"antithetic": "antithetic", "qmc": "qmc", "cv": "control_variate"}
+VR_ESTIMATORS = ("k1", "k3")
+PAIRS = ("close", "medium", "far")
+Z_MAX = 5.0
+COLUMNS = (
+    "section",
+    "workload",
+    "impl",
+    "batch",
+    "event",
+    "samples",
+    "bytes_in",
+    "count",
+    "seconds",
+    "throughput",
+    "unit",
+    "ceiling",
+    "fraction",
+    "trace_s",
+    "compile_s",
+    "traces",
+    "note",
+)
+
+
+# --------------------------------------------------------------------------- config checks
+
+
+def validate(cfg: dict[str, Any]) -> None:
+    """Impossible values, rejected before any compute."""
+    unknown = sorted(set(cfg["sections"]) - set(SECTIONS))
+    require_config(not unknown, "sections", f"unknown {unknown}; choose from {list(SECTIONS)}")
+    t = cfg["timing"]
+    require_config(t["repeats"] >= 1, "timing.repeats", "must be >= 1")
+    require_config(t["warmup"] >= 0, "timing.warmup", "must be >= 0")
+    require_config(t["min_time"] >= 0, "timing.min_time", "must be >= 0")
+    a = cfg["analytic"]
+    for key in ("batch_sizes", "event_sizes", "categorical_categories"):
+        vals = a[key]
+        require_config(bool(vals) and all(v >= 1 for v in vals), f"analytic.{key}",
+                       "must be a non-empty list of integers >= 1")
+    require_config(
+        all(len(c) == 2 and c[0] >= 1 and c[1] >= 1 for c in a["tril_cases"]),
+        "analytic.tril_cases", "each case must be [d, B] with d, B >= 1",
+    )
+    require_config(
+        all(a["categorical_elements"] % k == 0 for k in a["categorical_categories"]),
+        "analytic.categorical_elements", "must be a multiple of every categorical K",
+    )
+    m = cfg["monte_carlo"]
+    require_config(
+        bool(m["cases"]) and all(len(c) == 3 and min(c) >= 1 for c in m["cases"]),
+        "monte_carlo.cases", "each case must be [B, N, D] with B, N, D >= 1",
+    )
+    require_config(set(m["estimators"]) <= {"k1", "k2", "k3"} and bool(m["estimators"]),
+                   "monte_carlo.estimators", "must be a non-empty subset of k1, k2, k3")
+    require_config(m["importance_scale"] > 0, "monte_carlo.importance_scale", "must be > 0")
+    k = cfg["knn"]
+    require_config(bool(k["sizes"]) and all(n >= 2 for n in k["sizes"]), "knn.sizes",
+                   "must be a non-empty list of sizes >= 2")
+    require_config(k["dim"] >= 1, "knn.dim", "must be >= 1")
+    require_config(1 <= k["k"] < min(k["sizes"]), "knn.k", "must be in [1, min(knn.sizes))")
+    require_config(k["repeats"] >= 1, "knn.repeats", "must be >= 1")
+    v = cfg["variance"]
+    require_config(v["num_samples"] >= 4, "variance.num_samples", "must be >= 4")
+    require_config(v["replicates"] >= 8, "variance.replicates", "must be >= 8")
+    require_config(v["qmc_randomizations"] >= 2, "variance.qmc_randomizations", "must be >= 2")
+    for opt in v["options"]:
+        try:
+            parse_option(opt)
+        except ValueError as err:
+            require_config(False, "variance.options", str(err))
+    require_config("k1" in v["options"], "variance.options",
+                   "must include plain 'k1' (the reference of every gain)")
+    for name in PAIRS:
+        pair = v["pairs"][name]
+        require_config(pair["q_scale"] > 0 and pair["p_scale"] > 0, f"variance.pairs.{name}",
+                       "scales must be > 0")
+    names = {name for name, _, _ in _retrace_cases(cfg)} | {"all"}
+    unknown = sorted(set(cfg["retrace"]["eager"]) - names)
+    require_config(not unknown, "retrace.eager", f"unknown {unknown}; choose from {sorted(names)}")
+    require_config(cfg["plot"]["dpi"] >= 20, "plot.dpi", "must be >= 20")
+
+
+def parse_option(option: str) -> tuple[str, dict[str, bool]]:
+    """``"k1+antithetic+cv"`` → ``("k1", {"antithetic": True, "control_variate": True})``."""
+    tokens = option.split("+")
+    estimator, flags = tokens[0], tokens[1:]
+    if estimator not in VR_ESTIMATORS:
+        raise ValueError(f"option {option!r}: must start with one of {VR_ESTIMATORS}")
+    bad = [f for f in flags if f not in VR_FLAGS]
+    if bad or len(set(flags)) != len(flags):
+        raise ValueError(f"option {option!r}: flags must be distinct among {sorted(VR_FLAGS)}")
+    return estimator, {VR_FLAGS[f]: True for f in flags}
+
+
+# --------------------------------------------------------------------------- timing
+
+
+@dataclass(frozen=True)
+class Timing:
+    repeats: int
+    warmup: int
+    min_time: float
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A compiled function bound to its arguments, with how long it took to get there."""
+
+    call: Callable[[], Any]
+    executable: Any
+    trace_s: float
+    compile_s: float
+    traces: int
+
+
+def compile_bound(fn: Callable, *args) -> Compiled:
+    """``jax.jit(fn).lower(*args).compile()``, timed, counting how often ``fn`` is traced."""
+    traces = [0]
+
+    def counted(*a):
+        traces[0] += 1
+        return fn(*a)
+
+    t0 = time.perf_counter()
+    lowered = jax.jit(counted).lower(*args)
+    t1 = time.perf_counter()
+    executable = lowered.compile()
+    t2 = time.perf_counter()
+    return Compiled(lambda: executable(*args), executable, t1 - t0, t2 - t1, traces[0])
+
+
+def _run(call: Callable[[], Any], n: int) -> float:
+    """Seconds for n back-to-back calls, the last one waited for (dispatch is async)."""
+    out = None
+    t0 = time.perf_counter()
+    for _ in range(n):
+        out = call()
+    jax.block_until_ready(out)
+    return time.perf_counter() - t0
+
+
+def _calls_per_repeat(call: Callable[[], Any], min_time: float) -> int:
+    n = 1
+    while True:
+        elapsed = _run(call, n)
+        if elapsed >= min_time or n >= 1 << 16:
+            return n
+        # Aim past min_time at once when the first call was much too short.
+        n = max(2 * n, math.ceil(1.2 * n * min_time / max(elapsed, 1e-9)))
+
+
+def time_interleaved(calls: dict[str, Callable[[], Any]], timing: Timing) -> dict[str, list]:
+    """Seconds per call, ``timing.repeats`` values per name, the calls timed in turn.
+
+    Interleaving puts a kernel and its ceiling within milliseconds of each other in every
+    repeat, so their ratio survives a machine whose load drifts.
+    """
+    for call in calls.values():
+        for _ in range(timing.warmup):
+            _run(call, 1)
+    counts = {name: _calls_per_repeat(call, timing.min_time) for name, call in calls.items()}
+    out: dict[str, list] = {name: [] for name in calls}
+    for _ in range(timing.repeats):
+        for name, call in calls.items():
+            out[name].append(_run(call, counts[name]) / counts[name])
+    return out
+
+
+def _median(xs) -> float:
+    return float(np.median(np.asarray(xs, dtype=float)))
+
+
+def _ratio(num: list, den: list) -> float:
+    """Median over repeats of den/num: the kernel's throughput over the ceiling's."""
+    return _median([d / n for n, d in zip(num, den, strict=True)])
+
+
+def _best_of(*series: list) -> list:
+    """Per repeat, the fastest of several ways of doing the same work."""
+    return [min(ts) for ts in zip(*series, strict=True)]
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------- ceilings
+
+
+def read_ceiling(arrays: list[jax.Array]) -> tuple[dict[str, Callable], int]:
+    """Two ways to read ``arrays`` once (a jitted sum, NumPy's sum), and their byte count."""
+    jax_sum = compile_bound(lambda *a: jnp.stack([jnp.sum(x) for x in a]).sum(), *arrays)
+    host = [np.asarray(x) for x in arrays]
+    calls = {
+        "read_jax_sum": jax_sum.call,
+        "read_numpy_sum": lambda: [np.add.reduce(x, axis=None) for x in host],
+    }
+    return calls, sum(int(x.nbytes) for x in host)
+
+
+def rng_ceiling(shape: tuple[int, ...], key) -> dict[str, Callable]:
+    """``jax.random.normal`` for ``prod(shape)`` numbers: written out, and summed in-jit."""
+    written = compile_bound(lambda k: jax.random.normal(k, shape, jnp.float32), key)
+    summed = compile_bound(lambda k: jnp.sum(jax.random.normal(k, shape, jnp.float32)), key)
+    return {"rng_written": written.call, "rng_summed": summed.call}
+
+
+def xla_diagnostics(compiled: Compiled) -> dict[str, Any]:
+    """How XLA split the computation: fused loops launched, bytes of intermediates."""
+    text = compiled.executable.as_text()
+    entry = text[text.find("ENTRY"):] if "ENTRY" in text else text
+    mem = compiled.executable.memory_analysis()
+    return {
+        "xla_fusions": entry.count(" fusion("),
+        "xla_temp_bytes": None if mem is None else int(mem.temp_size_in_bytes),
+    }
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _normal_params(rng: np.random.Generator, shape: tuple[int, ...]) -> list[jax.Array]:
+    """loc_a, scale_a, loc_b, scale_b: locations N(0, 1), log-scales N(0, 0.3²)."""
+    out = []
+    for i in range(4):
+        x = rng.standard_normal(shape, dtype=np.float32)
+        out.append(jnp.asarray(x if i % 2 == 0 else np.exp(np.float32(0.3) * x)))
+    return out
+
+
+def _tril_params(rng: np.random.Generator, batch: int, d: int) -> list[jax.Array]:
+    """loc [B, d] and well-conditioned lower factors [B, d, d] for a and b."""
+    out = []
+    for _ in range(2):
+        loc = rng.standard_normal((batch, d), dtype=np.float32)
+        off = np.tril(rng.standard_normal((batch, d, d), dtype=np.float32), -1)
+        diag = np.exp(np.float32(0.2) * rng.standard_normal((batch, d), dtype=np.float32))
+        tril = off * np.float32(0.3 / math.sqrt(d)) + diag[..., None] * np.eye(d, dtype=np.float32)
+        out += [jnp.asarray(loc), jnp.asarray(tril)]
+    return out
+
+
+def _logits(rng: np.random.Generator, batch: int, k: int) -> list[jax.Array]:
+    return [jnp.asarray(rng.standard_normal((batch, k), dtype=np.float32)) for _ in range(2)]
+
+
+def _row(section: str, workload: str, impl: str, **fields) -> dict[str, Any]:
+    row = {"section": section, "workload": workload, "impl": impl}
+    row.update(fields)
+    return row
+
+
+# --------------------------------------------------------------------------- analytic
+
+
+def _analytic_row(
+    workload: str, impl: str, kernel: Compiled | Callable, timing: Timing,
+    ceiling: tuple[dict[str, Callable], int], *, batch: int, event: int,
+    stream: Callable | None = None,
+) -> dict[str, Any]:
+    """Time one analytic kernel back to back with the read ceiling of its own inputs."""
+    ceiling_calls, nbytes = ceiling
+    call = kernel.call if isinstance(kernel, Compiled) else kernel
+    calls = {"kernel": call, **ceiling_calls}
+    if stream is not None:
+        calls["stream"] = stream
+    t = time_interleaved(calls, timing)
+    best = _best_of(t["read_jax_sum"], t["read_numpy_sum"])
+    row = _row(
+        "analytic", workload, impl, batch=batch, event=event, bytes_in=nbytes,
+        seconds=_median(t["kernel"]), throughput=nbytes / _median(t["kernel"]) / 1e9,
+        unit="GB/s", ceiling=nbytes / _median(best) / 1e9, fraction=_ratio(t["kernel"], best),
+        read_jax_sum_gbs=nbytes / _median(t["read_jax_sum"]) / 1e9,
+        read_numpy_sum_gbs=nbytes / _median(t["read_numpy_sum"]) / 1e9,
+    )
+    if isinstance(kernel, Compiled):
+        row.update(trace_s=kernel.trace_s, compile_s=kernel.compile_s, traces=kernel.traces,
+                   **xla_diagnostics(kernel))
+    if stream is not None:
+        row["stream_gbs"] = nbytes / _median(t["stream"]) / 1e9
+        row["fraction_of_stream"] = _ratio(t["kernel"], t["stream"])
+    return row
+
+
+def run_analytic(cfg: dict[str, Any]) -> dict[str, Any]:
+    a, timing = cfg["analytic"], _timing(cfg)
+    rng = np.random.default_rng(cfg["seed"])
+    rows = []
+    for b in a["batch_sizes"]:
+        for d in a["event_sizes"]:
+            arrays = _normal_params(rng, (b, d))
+            ceiling = read_ceiling(arrays)
+            # The elementwise Normal kernel's own traffic: read four arrays, write one.
+            stream = compile_bound(lambda a, b, c, d: (a + b) + (c + d), *arrays).call
+            kernel = compile_bound(jaxkl.analytic.normal, *arrays)
+            rows.append(_analytic_row("normal", "jaxkl", kernel, timing, ceiling,
+                                      batch=b, event=d, stream=stream))
+            kernel = compile_bound(jaxkl.analytic.mvn_diag, *arrays)
+            rows.append(_analytic_row("mvn_diag", "jaxkl", kernel, timing, ceiling,
+                                      batch=b, event=d))
+            del arrays, ceiling, stream, kernel
+    for d, b in a["tril_cases"]:
+        arrays = _tril_params(rng, b, d)
+        kernel = compile_bound(jaxkl.analytic.mvn_tril, *arrays)
+        row = _analytic_row("mvn_tril", "jaxkl", kernel, timing, read_ceiling(arrays),
+                            batch=b, event=d)
+        # One triangular solve with d + 1 right-hand sides: ~d³/3 multiply-adds.
+        row["gflops"] = b * (2 * d**3 / 3 + 4 * d * d) / row["seconds"] / 1e9
+        rows.append(row)
+        del arrays, kernel
+    for k in a["categorical_categories"]:
+        b = a["categorical_elements"] // k
+        arrays = _logits(rng, b, k)
+        kernel = compile_bound(jaxkl.analytic.categorical, *arrays)
+        rows.append(_analytic_row("categorical", "jaxkl", kernel, timing, read_ceiling(arrays),
+                                  batch=b, event=k))
+        del arrays, kernel
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------- Monte Carlo
+
+
+def _mvn_diag_mc(estimator: str, n: int) -> Callable:
+    def f(key, loc_q, scale_q, loc_p, scale_p):
+        q = jaxkl.MultivariateNormalDiag(loc_q, scale_q)
+        p = jaxkl.MultivariateNormalDiag(loc_p, scale_p)
+        return jaxkl.mc_kl(key, q, p, n, estimator=estimator)
+
+    return f
+
+
+def _mvn_diag_importance(n: int, widen: float) -> Callable:
+    def f(key, loc_q, scale_q, loc_p, scale_p):
+        q = jaxkl.MultivariateNormalDiag(loc_q, scale_q)
+        p = jaxkl.MultivariateNormalDiag(loc_p, scale_p)
+        proposal = jaxkl.MultivariateNormalDiag(loc_q, widen * scale_q)
+        return jaxkl.importance_kl(key, q, p, proposal, n)
+
+    return f
+
+
+def _mc_row(workload, impl, kernel: Compiled | Callable, timing, ceiling: dict[str, Callable],
+            *, batch, samples, event) -> dict[str, Any]:
+    """Time one Monte Carlo call back to back with the RNG ceiling for its draws."""
+    count = batch * samples * event
+    call = kernel.call if isinstance(kernel, Compiled) else kernel
+    t = time_interleaved({"kernel": call, **ceiling}, timing)
+    best = _best_of(t["rng_written"], t["rng_summed"])
+    row = _row(
+        "monte_carlo", workload, impl, batch=batch, event=event, samples=samples, count=count,
+        seconds=_median(t["kernel"]), throughput=count / _median(t["kernel"]) / 1e6,
+        unit="M sample-dims/s", ceiling=count / _median(best) / 1e6,
+        fraction=_ratio(t["kernel"], best),
+        rng_written_mps=count / _median(t["rng_written"]) / 1e6,
+        rng_summed_mps=count / _median(t["rng_summed"]) / 1e6,
+    )
+    if isinstance(kernel, Compiled):
+        row.update(trace_s=kernel.trace_s, compile_s=kernel.compile_s, traces=kernel.traces,
+                   **xla_diagnostics(kernel))
+    return row
+
+
+def run_monte_carlo(cfg: dict[str, Any]) -> dict[str, Any]:
+    m, timing = cfg["monte_carlo"], _timing(cfg)
+    rng = np.random.default_rng(cfg["seed"] + 1)
+    key = jax.random.key(cfg["seed"])
+    rows = []
+    for b, n, d in m["cases"]:
+        params = _normal_params(rng, (b, d))
+        ceiling = rng_ceiling((n, b, d), key)
+        for est in m["estimators"]:
+            c = compile_bound(_mvn_diag_mc(est, n), key, *params)
+            rows.append(_mc_row(f"mc_kl_{est}", "jaxkl", c, timing, ceiling,
+                                batch=b, samples=n, event=d))
+        c = compile_bound(_mvn_diag_importance(n, m["importance_scale"]), key, *params)
+        rows.append(_mc_row("importance_kl", "jaxkl", c, timing, ceiling,
+                            batch=b, samples=n, event=d))
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------- kNN
+
+
+def run_knn(cfg: dict[str, Any]) -> dict[str, Any]:
+    """knn_kl time per call and peak memory, smallest size first.
+
+    Memory, two ways: XLA's buffer assignment for the compiled call (arguments + outputs +
+    temporaries, exact for what XLA allocates) and the growth of the process's resident
+    high-water mark (``ru_maxrss``) over the section — a high-water mark only grows, so
+    sizes run in increasing order and each figure is the peak up to that size.
+    """
+    kc = cfg["knn"]
+    timing = Timing(repeats=kc["repeats"], warmup=cfg["timing"]["warmup"], min_time=0.0)
+    rng = np.random.default_rng(cfg["seed"] + 2)
+    d, k = kc["dim"], kc["k"]
+    exact = 0.5 * d * 0.25  # KL(N(0, I) ‖ N(0.5·1, I)) = ½‖δ‖²
+    base_rss = _maxrss_bytes()
+    rows = []
+    for n in sorted(kc["sizes"]):
+        x = jnp.asarray(rng.standard_normal((n, d), dtype=np.float32))
+        y = jnp.asarray(rng.standard_normal((n, d), dtype=np.float32) + np.float32(0.5))
+        try:
+            c = compile_bound(lambda x, y: jaxkl.knn_kl(x, y, k=k)[:2], x, y)
+        except NotImplementedError:
+            rows.append(_row("knn", "knn_kl", "jaxkl", batch=n, event=d,
+                             note="knn_kl is not implemented in this checkout"))
+            break
+        mem = c.executable.memory_analysis()
+        xla_bytes = None
+        if mem is not None:
+            xla_bytes = int(mem.argument_size_in_bytes + mem.output_size_in_bytes
+                            + mem.temp_size_in_bytes)
+        value, stderr = (float(v) for v in c.call())
+        t = time_interleaved({"kernel": c.call}, timing)["kernel"]
+        pairs = n * n
+        rows.append(_row(
+            "knn", "knn_kl", "jaxkl", batch=n, event=d, count=pairs, seconds=_median(t),
+            throughput=pairs / _median(t) / 1e6, unit="M pairs/s",
+            trace_s=c.trace_s, compile_s=c.compile_s, traces=c.traces,
+            value=value, stderr=stderr, exact=exact, xla_peak_bytes=xla_bytes,
+            xla_temp_bytes=None if mem is None else int(mem.temp_size_in_bytes),
+            rss_peak_growth_bytes=_maxrss_bytes() - base_rss,
+        ))
+    return {"rows": rows}
+
+
+def _maxrss_bytes() -> int:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports KiB, macOS bytes.
+    return int(rss) if platform.system() == "Darwin" else int(rss) * 1024
+
+
+# --------------------------------------------------------------------------- peers
+
+
+def _textbook_mvn_diag(loc_a, scale_a, loc_b, scale_b):
+    """The textbook formula, as written by hand: cancels badly when scale_a ≈ scale_b."""
+    var_ratio = jnp.square(scale_a / scale_b)
+    diff = jnp.square((loc_a - loc_b) / scale_b)
+    return 0.5 * jnp.sum(var_ratio + diff - 1.0 - jnp.log(var_ratio), -1)
+
+
+def _numpy_mvn_diag(loc_a, scale_a, loc_b, scale_b):
+    var_ratio = np.square(scale_a / scale_b)
+    diff = np.square((loc_a - loc_b) / scale_b)
+    return 0.5 * np.sum(var_ratio + diff - 1.0 - np.log(var_ratio), -1)
+
+
+def _textbook_mc_k1(n: int) -> Callable:
+    """Hand-written reparameterised k1 for diagonal Gaussians (the PEERS.md baseline)."""
+
+    def f(key, loc_q, scale_q, loc_p, scale_p):
+        eps = jax.random.normal(key, (n, *loc_q.shape), loc_q.dtype)
+        eps, lq, sq, lp, sp = jnp.broadcast_arrays(eps, loc_q, scale_q, loc_p, scale_p)
+        x = lq + sq * eps
+        zp = (x - lp) / sp
+        terms = 0.5 * jnp.sum(zp * zp - eps * eps, -1) + jnp.sum(jnp.log(sp / sq), -1)
+        return jnp.mean(terms, 0)
+
+    return f
+
+
+def peer_status() -> dict[str, str]:
+    """``{package: version or "not installed" / "import failed: ..."}``."""
+    out = {}
+    for name in PEER_PACKAGES:
+        if importlib.util.find_spec(name) is None:
+            out[name] = "not installed"
+            continue
+        try:
+            mod = importlib.import_module(name)
+        except Exception as err:  # a broken peer must not stop the benchmark
+            out[name] = f"import failed: {type(err).__name__}: {err}"
+        else:
+            out[name] = str(getattr(mod, "__version__", "installed"))
+    return out
+
+
+def _installed(status: dict[str, str], name: str) -> bool:
+    return status[name] != "not installed" and not status[name].startswith("import failed")
+
+
+def _peer_analytic_calls(status: dict[str, str], arrays) -> dict[str, Callable]:
+    """Callables computing the diagonal-Gaussian KL [B, D] → [B] with each installed peer."""
+    calls: dict[str, Callable] = {}
+    host = [np.asarray(x) for x in arrays]
+    if _installed(status, "torch"):
+        import torch
+
+        t = [torch.from_numpy(x) for x in host]
+
+        def torch_call():
+            with torch.no_grad():
+                qa = torch.distributions.Normal(t[0], t[1])
+                qb = torch.distributions.Normal(t[2], t[3])
+                return torch.distributions.kl_divergence(qa, qb).sum(-1).numpy()
+
+        calls["torch.distributions"] = torch_call
+    if _installed(status, "distrax"):
+        import distrax
+
+        for label, build in (
+            ("distrax Normal", lambda l, s: distrax.Normal(l, s)),
+            ("distrax MultivariateNormalDiag", lambda l, s: distrax.MultivariateNormalDiag(l, s)),
+        ):
+            def fn(la, sa, lb, sb, build=build, label=label):
+                kl = build(la, sa).kl_divergence(build(lb, sb))
+                return kl.sum(-1) if label == "distrax Normal" else kl
+
+            calls[label] = compile_bound(fn, *arrays).call
+    if _installed(status, "numpyro"):
+        import numpyro.distributions as nd
+
+        def npy(la, sa, lb, sb):
+            return nd.kl_divergence(nd.Normal(la, sa).to_event(1), nd.Normal(lb, sb).to_event(1))
+
+        calls["numpyro"] = compile_bound(npy, *arrays).call
+    return calls
+
+
+def _peer_mc_calls(status: dict[str, str], key, params, n: int) -> dict[str, Callable]:
+    """Reparameterised k1 for diagonal Gaussians with each installed peer."""
+    calls: dict[str, Callable] = {}
+    if _installed(status, "torch"):
+        import torch
+
+        t = [torch.from_numpy(np.asarray(x)) for x in params]
+
+        def torch_call():
+            with torch.no_grad():
+                q = torch.distributions.Independent(torch.distributions.Normal(t[0], t[1]), 1)
+                p = torch.distributions.Independent(torch.distributions.Normal(t[2], t[3]), 1)
+                x = q.rsample((n,))
+                return (q.log_prob(x) - p.log_prob(x)).mean(0).numpy()
+
+        calls["torch.distributions"] = torch_call
+    if _installed(status, "distrax"):
+        import distrax
+
+        def dx(k, lq, sq, lp, sp):
+            q = distrax.MultivariateNormalDiag(lq, sq)
+            p = distrax.MultivariateNormalDiag(lp, sp)
+            x, log_q = q.sample_and_log_prob(seed=k, sample_shape=n)
+            return jnp.mean(log_q - p.log_prob(x), 0)
+
+        calls["distrax"] = compile_bound(dx, key, *params).call
+    if _installed(status, "numpyro"):
+        import numpyro.distributions as nd
+
+        def npy(k, lq, sq, lp, sp):
+            q = nd.Normal(lq, sq).to_event(1)
+            p = nd.Normal(lp, sp).to_event(1)
+            x = q.rsample(k, (n,))
+            return jnp.mean(q.log_prob(x) - p.log_prob(x), 0)
+
+        calls["numpyro"] = compile_bound(npy, key, *params).call
+    return calls
+
+
+def run_peers(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The largest diag-Gaussian workloads through jaxkl's front doors and other libraries."""
+    a, timing = cfg["analytic"], _timing(cfg)
+    status = peer_status()
+    rng = np.random.default_rng(cfg["seed"] + 3)
+    rows = []
+    b, d = max(a["batch_sizes"]), max(a["event_sizes"])
+    arrays = _normal_params(rng, (b, d))
+
+    def via_kl(la, sa, lb, sb):
+        return jaxkl.kl(jaxkl.MultivariateNormalDiag(la, sa), jaxkl.MultivariateNormalDiag(lb, sb))
+
+    def via_independent(la, sa, lb, sb):
+        qa = jaxkl.Independent(jaxkl.Normal(la, sa), 1)
+        qb = jaxkl.Independent(jaxkl.Normal(lb, sb), 1)
+        return jaxkl.kl(qa, qb)
+
+    impls: dict[str, Compiled | Callable] = {
+        "jaxkl.analytic.mvn_diag": compile_bound(jaxkl.analytic.mvn_diag, *arrays),
+        "jaxkl.kl(MultivariateNormalDiag)": compile_bound(via_kl, *arrays),
+        "jaxkl.kl(Independent(Normal))": compile_bound(via_independent, *arrays),
+        "jax textbook formula (jit)": compile_bound(_textbook_mvn_diag, *arrays),
+    }
+    host = [np.asarray(x) for x in arrays]
+    impls["numpy textbook formula"] = lambda: _numpy_mvn_diag(*host)
+    try:
+        impls.update(_peer_analytic_calls(status, arrays))
+    except Exception as err:  # report, do not crash, if a peer's API has moved
+        rows.append(_row("peers", "mvn_diag", "peers", note=f"peer setup failed: {err!r}"))
+    ceiling = read_ceiling(arrays)
+    for impl, kernel in impls.items():
+        try:
+            row = _analytic_row("mvn_diag", impl, kernel, timing, ceiling, batch=b, event=d)
+        except Exception as err:
+            row = _row("analytic", "mvn_diag", impl, batch=b, event=d, note=f"failed: {err!r}")
+        row["section"] = "peers"
+        rows.append(row)
+    del arrays, host, ceiling, impls
+
+    bm, n, dm = max(cfg["monte_carlo"]["cases"], key=lambda c: c[0] * c[1] * c[2])
+    params = _normal_params(rng, (bm, dm))
+    key = jax.random.key(cfg["seed"])
+    mc_impls: dict[str, Compiled | Callable] = {
+        "jaxkl.mc_kl k1": compile_bound(_mvn_diag_mc("k1", n), key, *params),
+        "jax textbook k1 (jit)": compile_bound(_textbook_mc_k1(n), key, *params),
+        # The same mc_kl with XLA's counter-based generator instead of threefry: what the
+        # choice of PRNG costs (the ceiling stays the default threefry one).
+        "jaxkl.mc_kl k1, unsafe_rbg key": compile_bound(
+            _mvn_diag_mc("k1", n), jax.random.key(cfg["seed"], impl="unsafe_rbg"), *params),
+    }
+    host = [np.asarray(x) for x in params]
+    gen = np.random.default_rng(cfg["seed"])
+
+    def numpy_k1():
+        eps = gen.standard_normal((n, bm, dm), dtype=np.float32)
+        x = host[0] + host[1] * eps
+        zp = (x - host[2]) / host[3]
+        return np.mean(0.5 * np.sum(zp * zp - eps * eps, -1), 0) + np.sum(
+            np.log(host[3] / host[1]), -1)
+
+    mc_impls["numpy textbook k1"] = numpy_k1
+    try:
+        mc_impls.update(_peer_mc_calls(status, key, params, n))
+    except Exception as err:
+        rows.append(_row("peers", "mc_kl_k1", "peers", note=f"peer setup failed: {err!r}"))
+    ceiling = rng_ceiling((n, bm, dm), key)
+    for impl, call in mc_impls.items():
+        try:
+            row = _mc_row("mc_kl_k1", impl, call, timing, ceiling,
+                          batch=bm, samples=n, event=dm)
+        except Exception as err:
+            row = _row("monte_carlo", "mc_kl_k1", impl, note=f"failed: {err!r}")
+        row["section"] = "peers"
+        rows.append(row)
+    return {"rows": rows, "status": status}
+
+
+# --------------------------------------------------------------------------- variance
+
+
+def mc_kl_keywords() -> set[str]:
+    return set(inspect.signature(jaxkl.mc_kl).parameters)
+
+
+def run_variance(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Precision per second of each mc_kl option, and its unbiasedness (5 SE)."""
+    v, timing = cfg["variance"], _timing(cfg)
+    n, reps = v["num_samples"], v["replicates"]
+    known = mc_kl_keywords()
+    keys = jax.random.split(jax.random.key(cfg["seed"] + 4), reps)
+    pairs = {}
+    for name in PAIRS:
+        pr = v["pairs"][name]
+        params = [jnp.float32(pr[k]) for k in ("q_loc", "q_scale", "p_loc", "p_scale")]
+        exact = float(jaxkl.analytic.normal(*params))
+        pairs[name] = (params, exact)
+    rows = []
+    for option in v["options"]:
+        estimator, flags = parse_option(option)
+        missing = sorted(set(flags) - known)
+        if missing:
+            rows += [_row("variance", name, option, exact=pairs[name][1],
+                          note=f"mc_kl has no keyword {', '.join(missing)}") for name in PAIRS]
+            continue
+        kwargs = dict(flags)
+        if "qmc" in flags:
+            kwargs["qmc_randomizations"] = v["qmc_randomizations"]
+        used = []
+
+        # One compiled function per option; the pair's parameters are arguments.
+        def estimates(ks, lq, sq, lp, sp, estimator=estimator, kwargs=kwargs, used=used):
+            q, p = jaxkl.Normal(lq, sq), jaxkl.Normal(lp, sp)
+
+            def one(k):
+                est = jaxkl.mc_kl(k, q, p, n, estimator=estimator, **kwargs)
+                used.append(est.num_samples)  # a static int at trace time
+                return est.value, est.stderr
+
+            return jax.vmap(one)(ks)
+
+        c = None
+        for name in PAIRS:
+            params, exact = pairs[name]
+            if c is None:
+                c = compile_bound(estimates, keys, *params)
+            call = lambda c=c, params=params: c.executable(keys, *params)  # noqa: E731
+            values, stderrs = (np.asarray(x, np.float64) for x in call())
+            t = _median(time_interleaved({"kernel": call}, timing)["kernel"]) / reps
+            var = float(np.var(values, ddof=1))
+            se = math.sqrt(var / reps)
+            mean = float(np.mean(values))
+            z = (mean - exact) / se if se > 0 else (0.0 if mean == exact else math.inf)
+            rows.append(_row(
+                "variance", name, option, exact=exact, samples=int(used[0]), replicates=reps,
+                seconds=t, trace_s=c.trace_s, compile_s=c.compile_s, traces=c.traces,
+                mean=mean, variance=var, z=z, unbiased=bool(abs(z) <= Z_MAX),
+                # The estimator's own stderr should match the spread across replicates.
+                mean_reported_stderr=float(np.mean(stderrs)), replicate_sd=math.sqrt(var),
+                precision_per_s=(1.0 / (var * t)) if var > 0 else math.inf,
+            ))
+    order = {opt: i for i, opt in enumerate(v["options"])}
+    rows.sort(key=lambda r: (PAIRS.index(r["workload"]), order[r["impl"]]))
+    for name in PAIRS:
+        ref = next((r for r in rows if r["workload"] == name and r["impl"] == "k1"), None)
+        for r in rows:
+            if r["workload"] == name and "precision_per_s" in r and ref is not None:
+                r["gain"] = r["precision_per_s"] / ref["precision_per_s"]
+                r["variance_ratio"] = ref["variance"] / r["variance"] if r["variance"] else math.inf
+                r["time_ratio"] = r["seconds"] / ref["seconds"]
+    return {"rows": rows, "mc_kl_keywords": sorted(known)}
+
+
+# --------------------------------------------------------------------------- retrace
+
+
+class _CompileCounter:
+    """Counts JAX traces and backend compiles reported through ``jax.monitoring``."""
+
+    TRACE = "/jax/core/compile/jaxpr_trace_duration"
+    COMPILE = "/jax/core/compile/backend_compile_duration"
+
+    def __init__(self):
+        self.traces = 0
+        self.compiles = 0
+
+    def __call__(self, event: str, duration: float, **kwargs) -> None:
+        if event == self.TRACE:
+            self.traces += 1
+        elif event == self.COMPILE:
+            self.compiles += 1
+
+    def __enter__(self):
+        jax.monitoring.register_event_duration_secs_listener(self)
+        return self
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self)
+
+
+def _retrace_cases(cfg: dict[str, Any]) -> list[tuple[str, Callable, Callable]]:
+    """(name, fn, make_args(seed)) at small shapes; each call of make_args gives new values."""
+    n = 64
+
+    def gauss(seed):
+        return _normal_params(np.random.default_rng(seed), (32, 8))
+
+    def mc(estimator, **kw):
+        def f(key, lq, sq, lp, sp):
+            q = jaxkl.MultivariateNormalDiag(lq, sq)
+            p = jaxkl.MultivariateNormalDiag(lp, sp)
+            return jaxkl.mc_kl(key, q, p, n, estimator=estimator, **kw)
+
+        return f
+
+    def mc_args(seed):
+        return [jax.random.key(seed), *gauss(seed)]
+
+    def tril(seed):
+        return _tril_params(np.random.default_rng(seed), 16, 4)
+
+    def logits(seed):
+        return _logits(np.random.default_rng(seed), 16, 32)
+
+    def samples(seed):
+        g = np.random.default_rng(seed)
+        return [jnp.asarray(g.standard_normal((n, 3), dtype=np.float32)) for _ in range(2)]
+
+    cases = [
+        ("analytic.normal", jaxkl.analytic.normal, gauss),
+        ("analytic.mvn_diag", jaxkl.analytic.mvn_diag, gauss),
+        ("analytic.mvn_tril", jaxkl.analytic.mvn_tril, tril),
+        ("analytic.categorical", jaxkl.analytic.categorical, logits),
+        ("kl(MultivariateNormalDiag)", lambda la, sa, lb, sb: jaxkl.kl(
+            jaxkl.MultivariateNormalDiag(la, sa), jaxkl.MultivariateNormalDiag(lb, sb)), gauss),
+        ("mc_kl k1", mc("k1"), mc_args),
+        ("mc_kl k3", mc("k3"), mc_args),
+        ("importance_kl", lambda key, lq, sq, lp, sp: jaxkl.importance_kl(
+            key, jaxkl.MultivariateNormalDiag(lq, sq), jaxkl.MultivariateNormalDiag(lp, sp),
+            jaxkl.MultivariateNormalDiag(lq, 1.5 * sq), n), mc_args),
+        ("knn_kl", lambda x, y: jaxkl.knn_kl(x, y, k=1), samples),
+    ]
+    known = mc_kl_keywords()
+    for option in cfg["variance"]["options"]:
+        estimator, flags = parse_option(option)
+        if flags and set(flags) <= known:
+            cases.append((f"mc_kl {option}", mc(estimator, **flags), mc_args))
+    return cases
+
+
+def run_retrace(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Traces of a jitted kernel over two calls with equal shapes, and eager recompiles."""
+    rows = []
+    eager = set(cfg["retrace"]["eager"])
+    eager_all = "all" in eager
+    for name, fn, make_args in _retrace_cases(cfg):
+        first, second = make_args(1), make_args(2)
+        traces = [0]
+
+        def counted(*a, fn=fn, traces=traces):
+            traces[0] += 1
+            return fn(*a)
+
+        jitted = jax.jit(counted)
+        try:
+            jax.block_until_ready(jitted(*first))
+        except NotImplementedError:
+            rows.append(_row("retrace", name, "jaxkl", note="not implemented in this checkout"))
+            continue
+        jax.block_until_ready(jitted(*second))
+        row = _row("retrace", name, "jaxkl", traces=traces[0], retraces=traces[0] - 1)
+        if eager_all or name in eager:
+            # Eager: the first call compiles whatever it needs; the second must reuse it all.
+            jax.block_until_ready(fn(*first))
+            with _CompileCounter() as counter:
+                jax.block_until_ready(fn(*second))
+            row.update(eager_second_call_traces=counter.traces,
+                       eager_second_call_compiles=counter.compiles)
+        rows.append(row)
+    return {"rows": rows}
+
+
+# --------------------------------------------------------------------------- figure
+
+WORKLOAD_STYLE = {
+    "normal": ("C0", "o", "Normal [B, D]"),
+    "mvn_diag": ("C1", "s", "MultivariateNormalDiag"),
+    "mvn_tril": ("C2", "^", "MultivariateNormalTriL"),
+    "categorical": ("C3", "D", "Categorical"),
+}
+
+
+def figure(records: dict[str, Any], cfg: dict[str, Any]):
+    """Four panels: analytic GB/s, fraction of the read ceiling, Monte Carlo, variance."""
+    fig, axes = new_figure(2, 2, figsize=(11.5, 8.5))
+    ax_gbs, ax_frac, ax_mc, ax_var = axes.ravel()
+    analytic = [r for r in _rows(records, "analytic") if r.get("fraction") is not None]
+    for wl, (color, marker, label) in WORKLOAD_STYLE.items():
+        pts = sorted((r for r in analytic if r["workload"] == wl), key=lambda r: r["bytes_in"])
+        if not pts:
+            continue
+        mb = [r["bytes_in"] / 1e6 for r in pts]
+        ax_gbs.scatter(mb, [r["throughput"] for r in pts], color=color, marker=marker,
+                       label=label)
+        ax_frac.scatter(mb, [r["fraction"] for r in pts], color=color, marker=marker,
+                        label=label)
+    if analytic:
+        ceil = sorted(analytic, key=lambda r: r["bytes_in"])
+        ax_gbs.plot([r["bytes_in"] / 1e6 for r in ceil], [r["ceiling"] for r in ceil],
+                    color="0.5", ls="--", lw=1, label="read ceiling (same bytes, same run)")
+    tg = cfg["targets"]
+    ax_frac.axhline(tg["gaussian_of_read"], color="C1", ls=":", lw=1,
+                    label=f"target Gaussian {tg['gaussian_of_read']}")
+    ax_frac.axhline(tg["categorical_of_read"], color="C3", ls=":", lw=1,
+                    label=f"target Categorical {tg['categorical_of_read']}")
+    for ax in (ax_gbs, ax_frac):
+        ax.set_xscale("log")
+        ax.set_xlabel("parameter bytes read per call (MB)")
+        ax.grid(alpha=0.3, which="both")
+    ax_gbs.set_yscale("log")
+    ax_gbs.set_ylabel("GB/s")
+    ax_gbs.set_title("(a) analytic KL throughput")
+    ax_gbs.legend(fontsize=7)
+    ax_frac.set_ylabel("fraction of the read ceiling")
+    ax_frac.set_title("(b) analytic KL / read ceiling")
+    ax_frac.legend(fontsize=7)
+
+    mc = [r for r in _rows(records, "monte_carlo") + _rows(records, "peers")
+          if r.get("unit") == "M sample-dims/s" and r.get("throughput")]
+    if mc:
+        top = max(r["count"] for r in mc)
+        mc = [r for r in mc if r["count"] == top]
+        ceiling = _median([r["ceiling"] for r in mc])
+        labels = ["RNG ceiling (threefry)"] + [
+            r["workload"] + (" · " + r["impl"] if r["impl"] != "jaxkl" else "") for r in mc]
+        values = [ceiling] + [r["throughput"] for r in mc]
+        colors = ["0.6"] + ["C0" if r["section"] == "monte_carlo" else "C4" for r in mc]
+        ys = np.arange(len(values))[::-1]
+        ax_mc.barh(ys, values, color=colors)
+        ax_mc.set_yticks(ys, labels, fontsize=7)
+        for y, val, r in zip(ys[1:], values[1:], mc, strict=True):
+            ax_mc.text(val, y, f" {r['fraction']:.2f}", va="center", fontsize=7)
+        ax_mc.axvline(tg["mc_of_rng"] * ceiling, color="k", ls=":", lw=1,
+                      label=f"{tg['mc_of_rng']} × RNG ceiling")
+        b, n, d = mc[0]["batch"], mc[0]["samples"], mc[0]["event"]
+        ax_mc.set_title(f"(c) Monte Carlo, B={b}, N={n}, D={d} (label: / ceiling)")
+        ax_mc.legend(fontsize=7, loc="lower right")
+    ax_mc.set_xlabel("M sample-dims/s")
+
+    var = [r for r in _rows(records, "variance") if r.get("gain") is not None]
+    options = list(dict.fromkeys(r["impl"] for r in var))
+    width = 0.8 / max(len(options), 1)
+    for i, option in enumerate(options):
+        xs, gains = [], []
+        for j, pair in enumerate(PAIRS):
+            row = next((r for r in var if r["workload"] == pair and r["impl"] == option), None)
+            if row is not None and math.isfinite(row["gain"]):
+                xs.append(j + (i - (len(options) - 1) / 2) * width)
+                gains.append(row["gain"])
+        ax_var.bar(xs, gains, width=width, label=option, color=f"C{i}")
+    ax_var.axhline(tg["close_pair_gain"], color="k", ls=":", lw=1,
+                   label=f"goal {tg['close_pair_gain']:g}× (close pair)")
+    ax_var.axhline(1.0, color="0.5", lw=0.8)
+    ax_var.set_xticks(range(len(PAIRS)), [_pair_label(records, p) for p in PAIRS], fontsize=8)
+    ax_var.set_yscale("log")
+    ax_var.set_ylabel("precision per second / plain k1")
+    ax_var.set_title(f"(d) variance reduction, n={cfg['variance']['num_samples']}")
+    ax_var.legend(fontsize=7, ncol=2)
+    ax_var.grid(alpha=0.3, axis="y", which="both")
+    return fig
+
+
+def _pair_label(records, pair: str) -> str:
+    row = next((r for r in _rows(records, "variance", pair) if "exact" in r), None)
+    return pair if row is None else f"{pair}\nKL={row['exact']:.3g}"
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _fmt(x, digits: int = 3) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return str(x)
+        return f"{x:.{digits}g}"
+    return str(x)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _mb(x) -> float | None:
+    return None if x is None else x / 1e6
+
+
+def report_markdown(records, targets, cfg, *, wall: float, gpu: bool) -> str:
+    env = {
+        "jax": jax.__version__,
+        "devices": ", ".join(str(d) for d in jax.devices()),
+        "cpus": os.cpu_count(),
+        "cpu": platform.processor() or platform.machine(),
+    }
+    out = [
+        "# Throughput against this machine's ceilings",
+        "",
+        f"jax {env['jax']} on {env['devices']} ({env['cpus']} CPUs), float32, "
+        f"study wall time {wall:.0f} s. "
+        + ("A GPU was available for this run." if gpu else "No GPU was available for this run;"
+           " every figure below is CPU-only."),
+        "",
+        "Every speed is a ratio to a ceiling timed in the same process, back to back with it "
+        "in each repeat (median of the per-repeat ratios): the **read ceiling** is the faster "
+        "of a jitted `jnp.sum` and `numpy.sum` over the kernel's own input arrays; the **RNG "
+        "ceiling** is `jax.random.normal` (threefry) for the same count of numbers, written "
+        "out or summed in-jit, whichever is faster. Timing: `jax.jit(f).lower(...).compile()`"
+        f", {cfg['timing']['warmup']} warm-up call(s), median of {cfg['timing']['repeats']} "
+        f"repeats, each looping the call for ≥ {cfg['timing']['min_time']} s and ending in "
+        "`block_until_ready`.",
+        "",
+        "Load average (1 min) at the start and end of each section: "
+        + ", ".join(
+            f"{name} {_fmt(rec['load_average'][0], 2)}→{_fmt(rec['load_average'][1], 2)}"
+            for name, rec in records.items()
+        )
+        + ". Ratios are only trustworthy when these are well below the core count.",
+        "",
+        "## Targets (fractions of ceilings measured in this run)",
+        "",
+        _table(
+            ["target", "measured", "goal", "met", "where"],
+            [[t["target"], t["measured"], t["goal"], t["met"], t["what"]] for t in targets],
+        ),
+        "",
+    ]
+    out += _analytic_report(records)
+    out += _mc_report(records)
+    out += _peers_report(records)
+    out += _knn_report(records)
+    out += _variance_report(records, cfg)
+    out += _retrace_report(records)
+    out += _bounds_report(records, targets, cfg)
+    out += [
+        "## Reproduce",
+        "",
+        "```",
+        ".venv/bin/python experiments/throughput.py --config configs/throughput.toml",
+        "```",
+        "",
+        "on an otherwise idle machine; `configs/throughput_quick.toml` runs every section at "
+        "tiny sizes (a smoke test, not a measurement).",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def _analytic_report(records) -> list[str]:
+    rows = _rows(records, "analytic")
+    if not rows:
+        return []
+    body = []
+    for r in rows:
+        extra = ""
+        if r.get("fraction_of_stream") is not None:
+            extra = f"{r['fraction_of_stream']:.2f} of read-4-write-1"
+        if r.get("gflops") is not None:
+            extra = f"{r['gflops']:.1f} GFLOP/s"
+        body.append([r["workload"], r["batch"], r["event"], _mb(r["bytes_in"]),
+                     r["throughput"], r["ceiling"], r["fraction"], r.get("compile_s"), extra])
+    return [
+        "## Analytic KL",
+        "",
+        "GB/s of parameter bytes read. `event` is D (Normal, MVNDiag), d (TriL) or K "
+        "(Categorical). The Normal kernel is elementwise, so it also writes B·D outputs; "
+        "its last column compares it with a jitted `a + b + c + d` over the same arrays "
+        "(the same read-4-write-1 traffic).",
+        "",
+        _table(["kernel", "B", "event", "MB in", "GB/s", "read ceiling GB/s", "fraction",
+                "compile s", "note"], body),
+        "",
+    ]
+
+
+def _mc_report(records) -> list[str]:
+    rows = _rows(records, "monte_carlo")
+    if not rows:
+        return []
+    body = [[r["workload"], r["batch"], r["samples"], r["event"], r["throughput"],
+             r["ceiling"], r["fraction"], r.get("compile_s")] for r in rows]
+    return [
+        "## Monte Carlo",
+        "",
+        "q, p MultivariateNormalDiag; M sample-dims/s = N·B·D / seconds. `importance_kl` "
+        "draws from a proposal and computes ESS and PSIS k̂ (a sort of the N log weights per "
+        "batch member), so its ratio is not a target.",
+        "",
+        _table(["estimator", "B", "N", "D", "M sample-dims/s", "RNG ceiling", "fraction",
+                "compile s"], body),
+        "",
+    ]
+
+
+def _peers_report(records) -> list[str]:
+    rec = records.get("peers")
+    if rec is None:
+        return []
+    body = [[r["workload"], r["impl"], r.get("throughput"), r.get("unit"), r.get("ceiling"),
+             r.get("fraction"), r.get("note")] for r in rec["rows"]]
+    status = ", ".join(f"{k}: {v}" for k, v in rec["status"].items())
+    return [
+        "## Same workload, other implementations",
+        "",
+        f"Peers: {status}. Peers that are not installed are skipped (none is installed by "
+        "this script). The textbook formulas are the hand-written baselines of PEERS.md; "
+        "they lose all precision when the scales are close (see the report of seed_cases).",
+        "",
+        _table(["workload", "implementation", "throughput", "unit", "ceiling", "fraction",
+                "note"], body),
+        "",
+    ]
+
+
+def _knn_report(records) -> list[str]:
+    rows = _rows(records, "knn")
+    if not rows:
+        return []
+    body = [[r["batch"], r["event"], r.get("seconds"), r.get("throughput"), r.get("value"),
+             r.get("exact"), _mb(r.get("xla_peak_bytes")), _mb(r.get("rss_peak_growth_bytes")),
+             r.get("note")] for r in rows]
+    return [
+        "## k-nearest-neighbour KL",
+        "",
+        "`knn_kl(x, y)` with n = m, x ~ N(0, I), y ~ N(0.5·1, I) (true KL in the `exact` "
+        "column). Peak memory two ways: XLA's buffer assignment for the compiled call "
+        "(arguments + outputs + temporaries) and the growth of the process's resident "
+        "high-water mark (`ru_maxrss`) since the section began — sizes run in increasing "
+        "order, so each is the peak up to that size.",
+        "",
+        _table(["n = m", "d", "s per call", "M pairs/s", "estimate", "exact", "XLA peak MB",
+                "RSS peak growth MB", "note"], body),
+        "",
+    ]
+
+
+def _variance_report(records, cfg) -> list[str]:
+    rec = records.get("variance")
+    if rec is None:
+        return []
+    v = cfg["variance"]
+    body = [[r["workload"], r["impl"], r.get("exact"), r.get("mean"), r.get("z"),
+             r.get("unbiased"), r.get("variance"), r.get("mean_reported_stderr"),
+             r.get("replicate_sd"), None if r.get("seconds") is None else r["seconds"] * 1e6,
+             r.get("variance_ratio"), r.get("gain"), r.get("note")] for r in rec["rows"]]
+    return [
+        "## Variance reduction: precision per second",
+        "",
+        f"Each option's estimate with n = {v['num_samples']} (QMC: "
+        f"{v['qmc_randomizations']} randomisations) is replicated {v['replicates']} times "
+        "in one vmapped, compiled call; variance is across replicates, seconds per estimate "
+        "= median call time / replicates, precision per second = 1 / (variance × seconds). "
+        f"`z` = (mean − exact) / SE over replicates; unbiased means |z| ≤ {Z_MAX:g}. "
+        "`reported stderr` is the mean of the estimator's own stderr, to compare with "
+        "the replicate sd. Gains are against plain k1 on the same pair.",
+        "",
+        _table(["pair", "option", "exact KL", "mean", "z", "unbiased", "variance",
+                "reported stderr", "replicate sd", "µs / estimate", "variance ÷",
+                "precision/s gain", "note"], body),
+        "",
+    ]
+
+
+def _retrace_report(records) -> list[str]:
+    rows = _rows(records, "retrace")
+    compile_rows = [r for sec in ("analytic", "monte_carlo", "knn")
+                    for r in _rows(records, sec) if r.get("compile_s") is not None]
+    out = []
+    if rows:
+        body = [[r["workload"], r.get("traces"), r.get("retraces"),
+                 r.get("eager_second_call_traces"), r.get("eager_second_call_compiles"),
+                 r.get("note")] for r in rows]
+        out += [
+            "## Retracing",
+            "",
+            "Two calls with equal shapes and different values: traces of the jitted "
+            "function (1 = no retrace), and traces/compiles that `jax.monitoring` reports "
+            "during the second *eager* call of the same public function (0 = everything "
+            "reused).",
+            "",
+            _table(["function", "jit traces", "retraces", "eager 2nd-call traces",
+                    "eager 2nd-call compiles", "note"], body),
+            "",
+        ]
+    if compile_rows:
+        by = {}
+        for r in compile_rows:
+            by.setdefault(r["workload"], []).append(r)
+        body = [[wl, len(rs), _median([r["trace_s"] for r in rs]),
+                 _median([r["compile_s"] for r in rs]), max(r["compile_s"] for r in rs)]
+                for wl, rs in by.items()]
+        out += [
+            "## Compile time",
+            "",
+            "Per kernel and shape: trace+lower and XLA compile seconds "
+            "(medians over the sizes measured).",
+            "",
+            _table(["kernel", "shapes", "trace+lower s", "compile s (median)",
+                    "compile s (max)"], body),
+            "",
+        ]
+    return out
+
+
+def readme_section(records, targets, cfg) -> str:
+    """The README's performance section: the figure, the ratios, how to reproduce."""
+    lines = [
+        "## Performance",
+        "",
+        "![throughput](results/throughput/throughput.png)",
+        "",
+        "Measured on a 2-core CPU in one process, each figure as a ratio to this machine's "
+        "own ceiling timed back to back with it (read ceiling: the faster of `jnp.sum` and "
+        "`numpy.sum` over the same bytes; RNG ceiling: `jax.random.normal` for the same count "
+        "of numbers). Details, peers and what bounds each number: "
+        "[results/throughput/report.md](results/throughput/report.md).",
+        "",
+        "| workload | figure | goal |",
+        "|---|---|---|",
+    ]
+    for t in targets:
+        val = t["measured"]
+        shown = "—" if val is None else (f"{val:.1f}×" if "precision" in t["target"]
+                                          else f"{val:.2f}")
+        goal = f"{t['goal']:g}×" if "precision" in t["target"] else f"≥ {t['goal']:g}"
+        lines.append(f"| {t['target']} ({t['what']}) | {shown} | {goal} |")
+    lines += [
+        "",
+        "Reproduce (about five minutes; run it on an idle machine):",
+        "",
+        "```",
+        ".venv/bin/python experiments/throughput.py --config configs/throughput.toml",
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _bounds_report(records, targets, cfg) -> list[str]:
+    """What limits each missed target, from the diagnostic rows of this same run."""
+    out = ["## What bounds the figures", ""]
+    missed = [t for t in targets if t["met"] is False]
+    if not missed:
+        out += ["Every target was met in this run.", ""]
+    peers = {r["impl"]: r for r in _rows(records, "peers") if r.get("fraction") is not None}
+    kernel = peers.get("jaxkl.analytic.mvn_diag")
+    textbook = peers.get("jax textbook formula (jit)")
+    if kernel and textbook:
+        out.append(
+            f"* Analytic Gaussian kernels: on the same arrays, jaxkl's MVNDiag kernel reaches "
+            f"{kernel['fraction']:.2f} of the read ceiling and the textbook formula "
+            f"{textbook['fraction']:.2f}. Both read the same bytes once (XLA fuses each into "
+            "one loop), so the gap to the ceiling is arithmetic per element, not memory "
+            "traffic or dispatch: the accurate form evaluates log1p, two logs, expm1 and "
+            "a degree-12 series per coordinate (a `jnp.where` evaluates both branches), "
+            "where a pure read needs none."
+        )
+    normal = _largest(_rows(records, "analytic", "normal"))
+    if normal and normal.get("fraction_of_stream") is not None:
+        out.append(
+            f"* Normal is elementwise: it writes one output per four inputs. Against a "
+            f"jitted read-4-write-1 stream over the same arrays it reaches "
+            f"{normal['fraction_of_stream']:.2f}; the stream itself is "
+            f"{normal['stream_gbs'] / normal['ceiling']:.2f} of the read ceiling."
+        )
+    cat = [r for r in _rows(records, "analytic", "categorical") if r.get("fraction")]
+    if cat:
+        big = max(cat, key=lambda r: r["event"])
+        out.append(
+            f"* Categorical (K={big['event']}): {big['fraction']:.2f} of the read ceiling. "
+            "The kernel needs log-softmax of both rows (a max and a sum of exps per row) "
+            "before the KL sum, i.e. several passes over each row with an exp per element "
+            "and pass."
+        )
+    mc = _largest(_rows(records, "monte_carlo", "mc_kl_k1"), key="count")
+    if mc:
+        out.append(
+            f"* mc_kl k1 reaches {mc['fraction']:.2f} of the RNG ceiling at "
+            f"B={mc['batch']}, N={mc['samples']}, D={mc['event']}: drawing the normals "
+            "(threefry + inverse-erf) dominates; what remains is the two log densities."
+        )
+    rbg = peers.get("jaxkl.mc_kl k1, unsafe_rbg key")
+    if rbg:
+        out.append(
+            f"* The same mc_kl call with an `unsafe_rbg` key runs at {rbg['throughput']:.0f} "
+            f"M sample-dims/s ({rbg['fraction']:.2f} of the threefry ceiling): the PRNG, not "
+            "jaxkl, is the bound."
+        )
+    out.append("")
+    return out
+
+
+# --------------------------------------------------------------------------- orchestration
+
+RUNNERS = {
+    "knn": run_knn,
+    "analytic": run_analytic,
+    "monte_carlo": run_monte_carlo,
+    "peers": run_peers,
+    "variance": run_variance,
+    "retrace": run_retrace,
+}
+
+
+def _timing(cfg: dict[str, Any]) -> Timing:
+    t = cfg["timing"]
+    return Timing(repeats=t["repeats"], warmup=t["warmup"], min_time=t["min_time"])
+
+
+def _timed_section(name: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    load0, t0, cpu0 = _loadavg(), time.perf_counter(), time.process_time()
+    rec = RUNNERS[name](cfg)
+    rec["wall_s"] = time.perf_counter() - t0
+    rec["cpu_s"] = time.process_time() - cpu0
+    rec["load_average"] = [load0, _loadavg()]
+    return rec
+
+
+def _rows(records: dict[str, Any], section: str, workload: str | None = None) -> list[dict]:
+    rows = records.get(section, {}).get("rows", [])
+    return [r for r in rows if workload is None or r["workload"] == workload]
+
+
+def _largest(rows: list[dict], key: str = "bytes_in") -> dict | None:
+    rows = [r for r in rows if r.get(key) is not None and r.get("fraction") is not None]
+    return max(rows, key=lambda r: (r[key], r.get("event") or 0)) if rows else None
+
+
+def evaluate_targets(records: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target of issue #6 with the measured figure and whether it is met."""
+    tg = cfg["targets"]
+    out = []
+
+    def add(name, row, measured_key, target, what):
+        measured = None if row is None else row.get(measured_key)
+        out.append({
+            "target": name, "what": what, "goal": target, "measured": measured,
+            "met": None if measured is None else bool(measured >= target),
+        })
+
+    an = records.get("analytic")
+    if an is not None:
+        for wl, label in (("normal", "Normal"), ("mvn_diag", "MultivariateNormalDiag")):
+            row = _largest(_rows(records, "analytic", wl))
+            add(f"analytic {label}", row, "fraction", tg["gaussian_of_read"],
+                _size_label(row, "of the read ceiling"))
+        cat = [r for r in _rows(records, "analytic", "categorical") if r.get("fraction")]
+        row = max(cat, key=lambda r: r["event"]) if cat else None
+        add("analytic Categorical", row, "fraction", tg["categorical_of_read"],
+            _size_label(row, "of the read ceiling", categorical=True))
+    if records.get("monte_carlo") is not None:
+        for est in cfg["monte_carlo"]["estimators"]:
+            row = _largest(_rows(records, "monte_carlo", f"mc_kl_{est}"), key="count")
+            add(f"mc_kl {est}", row, "fraction", tg["mc_of_rng"],
+                _size_label(row, "of the RNG ceiling"))
+    if records.get("variance") is not None:
+        close = [r for r in _rows(records, "variance", "close") if r.get("gain") is not None]
+        best = max(close, key=lambda r: r["gain"]) if close else None
+        add("precision per second, close pair", best, "gain", tg["close_pair_gain"],
+            "best option over plain k1" + (f" ({best['impl']})" if best else ""))
+    return out
+
+
+def _size_label(row, what, categorical=False) -> str:
+    if row is None:
+        return what
+    if row["section"] == "monte_carlo":
+        return f"{what}, B={row['batch']}, N={row['samples']}, D={row['event']}"
+    if categorical:
+        return f"{what}, K={row['event']}, B={row['batch']}"
+    return f"{what}, B={row['batch']}, D={row['event']}"
+
+
+def main(argv=None) -> Path:
+    parser = experiment_parser(EXPERIMENT, default_config=DEFAULT_CONFIG, description=__doc__)
+    args, cfg = parse_experiment_args(parser, argv, validate=validate)
+    run = RunDir.open(args.out, EXPERIMENT, cfg, run_name=args.run_name, stem=args.config.stem)
+    t0 = time.perf_counter()
+    records: dict[str, Any] = {}
+    for name in SECTIONS:
+        if name in cfg["sections"]:
+            records[name] = run.cells.get_or_compute(
+                cell_id(section=name), lambda name=name: _timed_section(name, cfg)
+            )
+            rec = records[name]
+            print(f"{name}: {rec['wall_s']:.1f} s wall, {rec['cpu_s']:.1f} s CPU")
+    wall = time.perf_counter() - t0
+    targets = evaluate_targets(records, cfg)
+    devices = [d.platform for d in jax.devices()]
+    gpu = any(p in ("gpu", "cuda", "rocm") for p in devices)
+    rows = [r for rec in records.values() for r in rec["rows"]]
+    run.write_metrics(
+        [{k: r.get(k) for k in COLUMNS} for r in rows], columns=COLUMNS
+    )
+    run.write_figure("throughput.png", figure(records, cfg), dpi=cfg["plot"]["dpi"])
+    run.write_report(report_markdown(records, targets, cfg, wall=wall, gpu=gpu))
+    run.write_text("README_SECTION.md", readme_section(records, targets, cfg))
+    run.write_summary(
+        {"targets": targets, "sections": records},
+        gpu_available=gpu,
+        study_wall_seconds=wall,
+    )
+    print(f"report: {run.file('report.md')}")
+    return run.path
+
+
+if __name__ == "__main__":
+    main()
