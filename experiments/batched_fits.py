@@ -64,7 +64,7 @@ def random_targets(cfg, key):
     loc = t["loc_scale"] * jax.random.normal(k_loc, (b, d))
     diag = jnp.exp(t["log_scale_sd"] * jax.random.normal(k_diag, (b, d)))
     off = jnp.tril(t["offdiag_sd"] * jax.random.normal(k_off, (b, d, d)), -1)
-    return loc, off + diag[..., :, None] * jnp.eye(d)
+    return loc, off + diag[..., :, None] * jnp.broadcast_to(jnp.eye(d), (b, d, d))
 
 
 def build_fitter(cfg, *, batched: bool):
@@ -114,7 +114,9 @@ def compute(cfg) -> dict:
 
     single = build_fitter(cfg, batched=False)
     m = cfg["timing"]["loop_fits"]
-    pick = [jax.tree_util.tree_map(lambda a, i=i: a[i], (params0, keys, loc, tril)) for i in range(m)]
+    pick = [
+        jax.tree_util.tree_map(lambda a, i=i: a[i], (params0, keys, loc, tril)) for i in range(m)
+    ]
     t0 = time.perf_counter()
     jax.block_until_ready(single(*pick[0]))
     compile_single = time.perf_counter() - t0
@@ -142,7 +144,9 @@ def compute(cfg) -> dict:
         "final_kl": final_kl.tolist(),
         "loc_abs_err": np.max(np.abs(dmu), axis=-1).tolist(),
         "mahalanobis_mean_err": maha.tolist(),
-        "scale_tril_abs_err": np.max(np.abs(np.asarray(q.scale_tril - tril)), axis=(-2, -1)).tolist(),
+        "scale_tril_abs_err": np.max(
+            np.abs(np.asarray(q.scale_tril - tril)), axis=(-2, -1)
+        ).tolist(),
         "condition_number": np.linalg.cond(cov_p).tolist(),
         "initial_kl": kl_curve[:, 0].tolist(),
         "kl_curve_quantiles": curve,
@@ -184,10 +188,15 @@ def figure(rec: dict, cfg):
     ax = axes[0]
     steps = np.asarray(rec["kl_curve_steps"])
     tiny = np.finfo(np.float32).tiny  # exact zeros cannot be drawn on a log axis
-    for name, label, c in (("q50", "median", "C0"), ("q90", "90th percentile", "C1"),
-                           ("q100", "worst fit", "C3")):
+    for name, label, c in (
+        ("q50", "median", "C0"),
+        ("q90", "90th percentile", "C1"),
+        ("q100", "worst fit", "C3"),
+    ):
         ax.plot(steps, np.maximum(rec["kl_curve_quantiles"][name], tiny), color=c, label=label)
-    ax.axhline(cfg["check"]["kl_tol"], color="k", ls=":", label=f"tolerance {cfg['check']['kl_tol']:g}")
+    ax.axhline(
+        cfg["check"]["kl_tol"], color="k", ls=":", label=f"tolerance {cfg['check']['kl_tol']:g}"
+    )
     ax.set_yscale("log")
     ax.set_xlabel("step")
     ax.set_ylabel("exact KL(q‖p) (closed form)")
@@ -211,58 +220,66 @@ def figure(rec: dict, cfg):
 def report_markdown(rec: dict, verdict: dict, cfg, wall: float) -> str:
     t, f, tg = rec["timing"], cfg["fit"], cfg["targets"]
     cond = np.asarray(rec["condition_number"])
-    return "\n".join([
-        "# Batched fits: many reverse-KL fits at once under vmap",
-        "",
-        f"{rec['num_fits']} random {tg['dim']}-D Gaussian targets p_i (condition numbers of "
-        f"the covariances {cond.min():.2f} … {cond.max():.1f}); each q_i = N(μ, LLᵀ) starts at "
-        f"N(0, I) and is fitted by adam ({f['num_steps']} steps, lr {f['learning_rate']} "
-        f"cosine-decayed to {f['learning_rate'] * f['final_lr_fraction']:.2g}) on the reverse "
-        f"KL with `{f['gradient']}` gradients from {f['num_samples']} samples per step. "
-        "Every step also evaluates the exact KL (closed form) for the convergence curve.",
-        "",
-        "![batched fits](batched_fits.png)",
-        "",
-        "## Reaching the analytic optimum q = p",
-        "",
-        f"- Tolerance: exact KL(q‖p) ≤ {verdict['kl_tol']:g} nats (so the mean is within "
-        f"{math.sqrt(2 * verdict['kl_tol']):.2g} target standard deviations). It is set by the "
-        "optimiser, not by Monte Carlo noise: with sticking-the-landing gradients every "
-        "per-sample gradient is exactly zero at q = p, so adam converges to the optimum itself "
-        "(not to a noise ball whose size would scale with the learning rate); what is left "
-        "after the schedule is the optimiser's own residual.",
-        f"- Fits within tolerance: **{verdict['num_within_tol']} / {verdict['num_fits']}** "
-        f"(all: **{verdict['all_reach_optimum']}**).",
-        f"- Final exact KL: median {verdict['median_final_kl']:.2e}, worst "
-        f"{verdict['max_final_kl']:.2e} (initial: median "
-        f"{np.median(rec['initial_kl']):.1f}).",
-        f"- Worst mean error {verdict['max_mahalanobis_mean_err']:.2e} (Mahalanobis), worst "
-        f"|L_q − L_p| entry {verdict['max_scale_tril_abs_err']:.2e}.",
-        f"- The looped fits reproduce the batched ones (same per-fit keys): max |Δμ| = "
-        f"{rec['loop_vs_batched_max_abs_loc_diff']:.2e}.",
-        "",
-        "## Throughput (same run, compilation excluded, best of "
-        f"{t['repeats']} on a shared machine)",
-        "",
-        "| | fits | seconds | fits / s |",
-        "|---|---|---|---|",
-        f"| vmap, one program | {rec['num_fits']} | {t['batched_seconds']:.3f} | "
-        f"{t['batched_fits_per_second']:.1f} |",
-        f"| Python loop of jitted single fits | {t['loop_fits']} | {t['loop_seconds']:.3f} | "
-        f"{t['loop_fits_per_second']:.1f} |",
-        "",
-        f"Speed-up of vmap over the loop: **×{t['speedup']:.1f}**. Compilation: batched "
-        f"{t['compile_batched_seconds']:.1f} s, single {t['compile_single_seconds']:.1f} s. "
-        f"Devices: {', '.join(rec['devices'])}.",
-        "",
-        f"Wall time: {wall:.1f} s.",
-        "",
-    ])
+    return "\n".join(
+        [
+            "# Batched fits: many reverse-KL fits at once under vmap",
+            "",
+            f"{rec['num_fits']} random {tg['dim']}-D Gaussian targets p_i (condition numbers of "
+            f"the covariances {cond.min():.2f} … {cond.max():.1f}); each q_i = N(μ, LLᵀ) starts at "
+            f"N(0, I) and is fitted by adam ({f['num_steps']} steps, lr {f['learning_rate']} "
+            f"cosine-decayed to {f['learning_rate'] * f['final_lr_fraction']:.2g}) on the reverse "
+            f"KL with `{f['gradient']}` gradients from {f['num_samples']} samples per step. "
+            "Every step also evaluates the exact KL (closed form) for the convergence curve.",
+            "",
+            "![batched fits](batched_fits.png)",
+            "",
+            "## Reaching the analytic optimum q = p",
+            "",
+            f"- Tolerance: exact KL(q‖p) ≤ {verdict['kl_tol']:g} nats (so the mean is within "
+            f"{math.sqrt(2 * verdict['kl_tol']):.2g} target standard deviations). It is set by the "
+            "optimiser, not by Monte Carlo noise: with sticking-the-landing gradients every "
+            "per-sample gradient is exactly zero at q = p, so adam converges to the optimum itself "
+            "(not to a noise ball whose size would scale with the learning rate); what is left "
+            "after the schedule is the optimiser's own residual.",
+            f"- Fits within tolerance: **{verdict['num_within_tol']} / {verdict['num_fits']}** "
+            f"(all: **{verdict['all_reach_optimum']}**).",
+            f"- Final exact KL: median {verdict['median_final_kl']:.2e}, worst "
+            f"{verdict['max_final_kl']:.2e} (initial: median "
+            f"{np.median(rec['initial_kl']):.1f}).",
+            f"- Worst mean error {verdict['max_mahalanobis_mean_err']:.2e} (Mahalanobis), worst "
+            f"|L_q − L_p| entry {verdict['max_scale_tril_abs_err']:.2e}.",
+            f"- The looped fits reproduce the batched ones (same per-fit keys): max |Δμ| = "
+            f"{rec['loop_vs_batched_max_abs_loc_diff']:.2e}.",
+            "",
+            "## Throughput (same run, compilation excluded, best of "
+            f"{t['repeats']} on a shared machine)",
+            "",
+            "| | fits | seconds | fits / s |",
+            "|---|---|---|---|",
+            f"| vmap, one program | {rec['num_fits']} | {t['batched_seconds']:.3f} | "
+            f"{t['batched_fits_per_second']:.1f} |",
+            f"| Python loop of jitted single fits | {t['loop_fits']} | {t['loop_seconds']:.3f} | "
+            f"{t['loop_fits_per_second']:.1f} |",
+            "",
+            f"Speed-up of vmap over the loop: **×{t['speedup']:.1f}**. Compilation: batched "
+            f"{t['compile_batched_seconds']:.1f} s, single {t['compile_single_seconds']:.1f} s. "
+            f"Devices: {', '.join(rec['devices'])}.",
+            "",
+            f"Wall time: {wall:.1f} s.",
+            "",
+        ]
+    )
 
 
 def metric_rows(rec: dict) -> list[dict]:
-    keys = ("final_kl", "initial_kl", "mahalanobis_mean_err", "loc_abs_err",
-            "scale_tril_abs_err", "condition_number")
+    keys = (
+        "final_kl",
+        "initial_kl",
+        "mahalanobis_mean_err",
+        "loc_abs_err",
+        "scale_tril_abs_err",
+        "condition_number",
+    )
     return [{"fit": i, **{k: rec[k][i] for k in keys}} for i in range(rec["num_fits"])]
 
 

@@ -16,6 +16,7 @@ metrics.csv (binned loss curves), summary.json, fit_mixture.png and report.md.
 
 from __future__ import annotations
 
+import itertools
 import time
 from pathlib import Path
 
@@ -131,7 +132,7 @@ def initial_params(cfg, key) -> jf.GaussianParams:
     f = cfg["fit"]
     r = f["restarts"]
     jitter = f["init_loc_jitter"] * jax.random.normal(key, (r, 2))
-    loc = jnp.asarray(f["init_loc"], jnp.float32) + jitter
+    loc = jnp.broadcast_to(jnp.asarray(f["init_loc"], jnp.float32), (r, 2)) + jitter
     tril = jnp.broadcast_to(f["init_scale"] * jnp.eye(2), (r, 2, 2))
     return jf.gaussian_params(loc, tril)
 
@@ -140,31 +141,55 @@ def binned(values: np.ndarray, stderrs: np.ndarray, bins: int):
     """Means of equal bins of steps, with SE √(Σ se²)/m (the steps' samples are independent)."""
     edges = np.linspace(0, values.shape[-1], bins + 1).round().astype(int)
     mean, se, mid = [], [], []
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
+    for a, b in itertools.pairwise(edges):
         mean.append(values[..., a:b].mean(-1))
         se.append(np.sqrt(np.square(stderrs[..., a:b]).sum(-1)) / (b - a))
         mid.append(0.5 * (a + b - 1))
     return np.stack(mean, -1), np.stack(se, -1), np.asarray(mid), edges
 
 
-def evaluate(q: jaxkl.MultivariateNormalTriL, p, key, n: int, mom: dict) -> dict:
-    """Final KL(q‖p), KL(p‖q) (Monte Carlo, with SE) and the geometry of each fitted q."""
-    k_rev, k_fwd = jax.random.split(key)
-    rev = jaxkl.mc_kl(k_rev, q, p, n, estimator="k1")
-    fwd = jf.forward_kl(q, p.sample(k_fwd, (n,)), p)
-    loc = np.asarray(q.loc, float)
-    cov = np.asarray(q.covariance(), float)
+def make_evaluator(p, n: int):
+    """Jitted ``(loc, scale_tril, key) -> (KL(q‖p), SE, KL(p‖q), SE)`` by Monte Carlo (n draws).
+
+    KL(q‖p) by k1 from draws of q, KL(p‖q) from draws of p (both log densities known).
+    One compiled program serves every fitted q and the reference Gaussians.
+    """
+
+    @jax.jit
+    def kls(loc, scale_tril, key):
+        q = jaxkl.MultivariateNormalTriL(loc, scale_tril)
+        k_rev, k_fwd = jax.random.split(key)
+        rev = jaxkl.mc_kl(k_rev, q, p, n, estimator="k1")
+        fwd = jf.forward_kl(q, p.sample(k_fwd, (n,)), p)
+        return rev.value, rev.stderr, fwd.value, fwd.stderr
+
+    def evaluate(loc, scale_tril, key):
+        return [
+            float(v)
+            for v in kls(jnp.asarray(loc, jnp.float32), jnp.asarray(scale_tril, jnp.float32), key)
+        ]
+
+    return evaluate
+
+
+def describe_fit(loc, scale_tril, kls: list[float], mom: dict) -> dict:
+    """The geometry of a fitted q against the mixture's modes, and its two KLs."""
+    loc = np.asarray(loc, float)
+    L = np.asarray(scale_tril, float)
+    cov = L @ L.T
     mus, covs, u = mom["locs"], mom["covs"], mom["axis"]
     # Mahalanobis distance of q's mean from each component mean, in that component's metric.
-    maha = np.array([np.sqrt((loc - m) @ np.linalg.solve(c, loc - m)) for m, c in zip(mus, covs)])
+    maha = np.array(
+        [np.sqrt((loc - m) @ np.linalg.solve(c, loc - m)) for m, c in zip(mus, covs, strict=True)]
+    )
     sep = mus[1] - mus[0]
     return {
         "loc": loc.tolist(),
         "cov": cov.tolist(),
-        "kl_qp": np.asarray(rev.value).tolist(),
-        "kl_qp_se": np.asarray(rev.stderr).tolist(),
-        "kl_pq": np.asarray(fwd.value).tolist(),
-        "kl_pq_se": np.asarray(fwd.stderr).tolist(),
+        "kl_qp": kls[0],
+        "kl_qp_se": kls[1],
+        "kl_pq": kls[2],
+        "kl_pq_se": kls[3],
         "nearest_mode": int(np.argmin(maha)),
         "mahalanobis_to_nearest_mode": float(maha.min()),
         # position of q's mean along the segment between the modes: 0 = mode 0, 1 = mode 1
@@ -173,7 +198,7 @@ def evaluate(q: jaxkl.MultivariateNormalTriL, p, key, n: int, mom: dict) -> dict
     }
 
 
-def run_objective(cfg, objective: str, p, key) -> dict:
+def run_objective(cfg, objective: str, p, key, evaluate) -> dict:
     f = cfg["fit"]
     mom = target_moments(cfg)
     params0 = initial_params(cfg, jax.random.fold_in(key, 0))
@@ -188,48 +213,45 @@ def run_objective(cfg, objective: str, p, key) -> dict:
     res = jax.block_until_ready(fitter(params0, keys))
     seconds = time.perf_counter() - t0
     eval_key = jax.random.fold_in(fit_key, 10_000)
+    q = jf.gaussian_from_params(res.params)
     fits = []
     for r in range(f["restarts"]):
-        prm = jax.tree_util.tree_map(lambda a, r=r: a[r], res.params)
-        q = jf.gaussian_from_params(prm)
-        fits.append(evaluate(q, p, jax.random.fold_in(eval_key, r), cfg["eval"]["num_samples"], mom))
+        kls = evaluate(q.loc[r], q.scale_tril[r], jax.random.fold_in(eval_key, r))
+        fits.append(describe_fit(q.loc[r], q.scale_tril[r], kls, mom))
     values = np.asarray(res.losses.value, float)
     stderrs = np.asarray(res.losses.stderr, float)
     mean, se, mid, edges = binned(values, stderrs, cfg["eval"]["bins"])
     rec = {
         "objective": objective,
         "fits": fits,
-        "loss_bins": {"mid_step": mid.tolist(), "edges": edges.tolist(),
-                      "value": mean.tolist(), "stderr": se.tolist()},
+        "loss_bins": {
+            "mid_step": mid.tolist(),
+            "edges": edges.tolist(),
+            "value": mean.tolist(),
+            "stderr": se.tolist(),
+        },
         "fit_seconds_incl_compile": seconds,
     }
     if objective == "forward_snis":
         rec["ess_final_mean"] = np.asarray(res.losses.ess[:, -100:], float).mean(1).tolist()
         rec["ess_first_step"] = np.asarray(res.losses.ess[:, 0], float).tolist()
         rec["pareto_k_final_median"] = np.median(
-            np.asarray(res.losses.pareto_k[:, -100:], float), 1).tolist()
+            np.asarray(res.losses.pareto_k[:, -100:], float), 1
+        ).tolist()
     return rec
 
 
-def reference_kls(cfg, p, key) -> dict:
+def reference_kls(cfg, key, evaluate) -> dict:
     """KL values of the two natural answers: q = one component, q = moment-matched Gaussian."""
     mom = target_moments(cfg)
-    n = cfg["eval"]["num_samples"]
+    trils = np.asarray(cfg["target"]["scale_trils"], float)
     out = {}
     for k in range(2):
-        comp = jaxkl.MultivariateNormalTriL(
-            jnp.asarray(mom["locs"][k], jnp.float32),
-            jnp.asarray(np.asarray(cfg["target"]["scale_trils"], float)[k], jnp.float32),
-        )
-        est = jaxkl.mc_kl(jax.random.fold_in(key, k), comp, p, n)
-        out[f"kl_qp_component_{k}"] = [float(est.value), float(est.stderr)]
-    mm = jaxkl.MultivariateNormalTriL(
-        jnp.asarray(mom["mean"], jnp.float32), jnp.asarray(np.linalg.cholesky(mom["cov"]), jnp.float32)
-    )
-    fwd = jf.forward_kl(mm, p.sample(jax.random.fold_in(key, 2), (n,)), p)
-    rev = jaxkl.mc_kl(jax.random.fold_in(key, 3), mm, p, n)
-    out["kl_pq_moment_matched"] = [float(fwd.value), float(fwd.stderr)]
-    out["kl_qp_moment_matched"] = [float(rev.value), float(rev.stderr)]
+        kls = evaluate(mom["locs"][k], trils[k], jax.random.fold_in(key, k))
+        out[f"kl_qp_component_{k}"] = kls[:2]
+    kls = evaluate(mom["mean"], np.linalg.cholesky(mom["cov"]), jax.random.fold_in(key, 2))
+    out["kl_qp_moment_matched"] = kls[:2]
+    out["kl_pq_moment_matched"] = kls[2:]
     return out
 
 
@@ -250,9 +272,14 @@ def claims(records: list[dict], mom: dict) -> dict:
     for rec in records:
         fits = rec["fits"]
         if rec["objective"] in REVERSE:
-            ok = [f["mahalanobis_to_nearest_mode"] < 1.0 and f["var_along_axis"] < 0.5 * var_mix
-                  for f in fits]
-            out[rec["objective"]] = {"on_one_mode": all(ok), "modes": [f["nearest_mode"] for f in fits]}
+            ok = [
+                f["mahalanobis_to_nearest_mode"] < 1.0 and f["var_along_axis"] < 0.5 * var_mix
+                for f in fits
+            ]
+            out[rec["objective"]] = {
+                "on_one_mode": all(ok),
+                "modes": [f["nearest_mode"] for f in fits],
+            }
         else:
             between = [0.0 < f["position_between_modes"] < 1.0 for f in fits]
             ratio = [f["var_along_axis"] / var_mix for f in fits]
@@ -273,15 +300,17 @@ def metric_rows(records: list[dict]) -> list[dict]:
         lb = rec["loss_bins"]
         for r, (vals, ses) in enumerate(zip(lb["value"], lb["stderr"], strict=True)):
             for i, (v, s) in enumerate(zip(vals, ses, strict=True)):
-                rows.append({
-                    "objective": rec["objective"],
-                    "restart": r,
-                    "step_start": lb["edges"][i],
-                    "step_end": lb["edges"][i + 1],
-                    "loss": v,
-                    "loss_stderr": s,
-                    "loss_is": "KL(q||p)" if rec["objective"] in REVERSE else "KL(p||q)",
-                })
+                rows.append(
+                    {
+                        "objective": rec["objective"],
+                        "restart": r,
+                        "step_start": lb["edges"][i],
+                        "step_end": lb["edges"][i + 1],
+                        "loss": v,
+                        "loss_stderr": s,
+                        "loss_is": "KL(q||p)" if rec["objective"] in REVERSE else "KL(p||q)",
+                    }
+                )
     return rows
 
 
@@ -308,8 +337,14 @@ def figure(records: list[dict], p, mom: dict, refs: dict):
         lw = 3.2 if rec["objective"] in ("reverse_k1", "forward") else 1.4
         for k, ls in ((1.0, "-"), (2.0, "--")):
             e = _ellipse(fit["loc"], fit["cov"], k)
-            ax.plot(e[0], e[1], color=c, ls=ls, lw=lw,
-                    label=LABELS[rec["objective"]] if k == 1.0 else None)
+            ax.plot(
+                e[0],
+                e[1],
+                color=c,
+                ls=ls,
+                lw=lw,
+                label=LABELS[rec["objective"]] if k == 1.0 else None,
+            )
         ax.plot(*fit["loc"], marker="x", color=c, ms=8, mew=2)
     ax.plot(mom["locs"][:, 0], mom["locs"][:, 1], "k+", ms=10, mew=1.5, label="component means")
     ax.set_aspect("equal")
@@ -320,8 +355,13 @@ def figure(records: list[dict], p, mom: dict, refs: dict):
 
     for ax, group, ylabel, ref_name, ref_label in (
         (axes[1], REVERSE, "KL(q‖p) estimate", "kl_qp_component_0", "q = one component"),
-        (axes[2], ("forward", "forward_snis"), "KL(p‖q) estimate", "kl_pq_moment_matched",
-         "q = moment-matched (optimum)"),
+        (
+            axes[2],
+            ("forward", "forward_snis"),
+            "KL(p‖q) estimate",
+            "kl_pq_moment_matched",
+            "q = moment-matched (optimum)",
+        ),
     ):
         for rec in records:
             if rec["objective"] not in group:
@@ -421,16 +461,18 @@ def compute(cfg, run: RunDir | None = None) -> tuple[list[dict], dict]:
     """Fit every objective (cells are reused when ``run`` already holds them)."""
     key = jax.random.key(cfg["seed"])
     p = build_target(cfg)
+    evaluate = make_evaluator(p, cfg["eval"]["num_samples"])
     records = []
     for objective in cfg["fit"]["objectives"]:
+
         def work(objective=objective):
-            return run_objective(cfg, objective, p, key)
+            return run_objective(cfg, objective, p, key, evaluate)
 
         if run is None:
             records.append(work())
         else:
             records.append(run.cells.get_or_compute(cell_id(objective=objective), work))
-    refs = reference_kls(cfg, p, jax.random.fold_in(key, 99))
+    refs = reference_kls(cfg, jax.random.fold_in(key, 99), evaluate)
     return records, refs
 
 
@@ -447,8 +489,11 @@ def main(argv=None) -> Path:
     run.write_figure("fit_mixture.png", figure(records, build_target(cfg), mom, refs))
     run.write_report(report_markdown(cfg, records, refs, verdict, mom, wall))
     run.write_summary(
-        {"claims": verdict, "references": refs,
-         "fits": {r["objective"]: r["fits"] for r in records}},
+        {
+            "claims": verdict,
+            "references": refs,
+            "fits": {r["objective"]: r["fits"] for r in records},
+        },
         study_wall_seconds=wall,
     )
     print(f"report: {run.file('report.md')}")

@@ -69,8 +69,11 @@ def validate(cfg) -> None:
     require_config(b["num_tokens"] >= 2, "bias.num_tokens", "must be >= 2")
     require_config(b["replicates"] >= 2, "bias.replicates", "must be >= 2")
     unknown = sorted(set(t["objectives"]) - set(OBJECTIVES))
-    require_config(not unknown and t["objectives"], "train.objectives",
-                   f"must be a non-empty subset of {OBJECTIVES}; unknown {unknown}")
+    require_config(
+        not unknown and t["objectives"],
+        "train.objectives",
+        f"must be a non-empty subset of {OBJECTIVES}; unknown {unknown}",
+    )
     require_config(t["num_tokens"] >= 2, "train.num_tokens", "must be >= 2")
     require_config(t["num_steps"] >= 1, "train.num_steps", "must be >= 1")
     require_config(t["learning_rate"] > 0, "train.learning_rate", "must be > 0")
@@ -93,7 +96,8 @@ def regularised_optima(problem: dict, beta: float) -> dict:
 
     Reverse: q ∝ p·exp(r/β) (closed form). Forward: stationarity of
     Σ q r − β Σ p log(p/q) on the simplex gives q_k = β p_k / (λ − r_k) with λ > max r
-    chosen so that Σ q = 1; the sum decreases in λ, so bisection finds it.
+    chosen so that Σ q = 1; the sum decreases in λ, so bisection finds it. Unregularised
+    (β = 0): the point mass on argmax r, with KL(q‖p) = −log p(argmax r).
     """
     log_p = np.asarray(jax.nn.log_softmax(problem["ref"]), np.float64)
     r = np.asarray(problem["reward"], np.float64)
@@ -101,8 +105,11 @@ def regularised_optima(problem: dict, beta: float) -> dict:
 
     def describe(log_q):
         q = np.exp(log_q)
-        return {"kl_qp": float(np.sum(q * (log_q - log_p))),
-                "kl_pq": float(np.sum(p * (log_p - log_q))), "reward": float(q @ r)}
+        return {
+            "kl_qp": float(np.sum(q * (log_q - log_p))),
+            "kl_pq": float(np.sum(p * (log_p - log_q))),
+            "reward": float(q @ r),
+        }
 
     a = log_p + r / beta
     rev = describe(a - np.logaddexp.reduce(a))
@@ -115,7 +122,10 @@ def regularised_optima(problem: dict, beta: float) -> dict:
             hi = lam
     q_f = beta * p / (hi - r)
     fwd = describe(np.log(q_f / q_f.sum()))
-    return {"reverse": rev, "forward": fwd}
+    # No penalty at all: q collapses onto the best token; KL(p‖q) is then infinite.
+    best = int(np.argmax(r))
+    unreg = {"kl_qp": float(-log_p[best]), "kl_pq": math.inf, "reward": float(r[best])}
+    return {"reverse": rev, "forward": fwd, "unregularised": unreg}
 
 
 # --------------------------------------------------------------------------- gradient bias
@@ -134,8 +144,10 @@ def gradient_bias(cfg, problem: dict) -> dict:
         k = jax.random.fold_in(key, r)
         out = {}
         for name in PENALTIES:
+
             def value(th, name=name):
                 return jf.sampled_kl_penalty(k, jaxkl.Categorical(th), p, n, estimator=name).value
+
             # Same tokens for all three penalties (same key): a paired comparison.
             out[name] = jax.value_and_grad(value)(theta0)
         return out
@@ -156,17 +168,22 @@ def gradient_bias(cfg, problem: dict) -> dict:
             hyp: {d: float(g_hyp @ u / norm_rev) for d, u in dirs.items()}
             for hyp, g_hyp in predicted.items()
         },
-        "exact": {"kl_qp": kl_qp, "kl_pq": kl_pq, "grad_rev_norm": float(np.linalg.norm(g_rev)),
-                  "grad_fwd_norm": float(np.linalg.norm(g_fwd)),
-                  "cos_grad_rev_grad_fwd": float(u_rev @ g_fwd / np.linalg.norm(g_fwd))},
+        "exact": {
+            "kl_qp": kl_qp,
+            "kl_pq": kl_pq,
+            "grad_rev_norm": float(np.linalg.norm(g_rev)),
+            "grad_fwd_norm": float(np.linalg.norm(g_fwd)),
+            "cos_grad_rev_grad_fwd": float(u_rev @ g_fwd / np.linalg.norm(g_fwd)),
+        },
         "num_tokens": n,
         "replicates": reps,
     }
     for name in PENALTIES:
         vals, grads = draws[name]
         g = np.asarray(grads, np.float64)  # [R, K]
-        out[name] = _bias_stats(g, np.asarray(vals, np.float64), g_rev, g_fwd, kl_qp, dirs,
-                                predicted)
+        out[name] = _bias_stats(
+            g, np.asarray(vals, np.float64), g_rev, g_fwd, kl_qp, dirs, predicted
+        )
     return out
 
 
@@ -204,22 +221,26 @@ def _bias_stats(g, vals, g_rev, g_fwd, kl_qp, dirs, predicted) -> dict:
     per_rel = np.linalg.norm(g - g_rev, axis=1) / norm_rev
     z = {}
     for hyp, g_hyp in predicted.items():
-        z[hyp] = {
-            d: float((gbar @ u - g_hyp @ u) / delta_se(u)) for d, u in dirs.items()
-        }
+        z[hyp] = {d: float((gbar @ u - g_hyp @ u) / delta_se(u)) for d, u in dirs.items()}
     # ⟨ḡ, u⟩ in units of ‖∇KL(q‖p)‖: (1, 0) is honest, (0, 0) is no signal.
     proj = {d: [float(gbar @ u / norm_rev), delta_se(u) / norm_rev] for d, u in dirs.items()}
     value, value_se = _mean_se(vals)
     return {
-        "mean_grad_cos_rev": cos_rev, "mean_grad_cos_rev_se": cos_rev_se,
-        "mean_grad_cos_fwd": cos_fwd, "mean_grad_cos_fwd_se": cos_fwd_se,
-        "mean_grad_rel_err": rel, "mean_grad_rel_err_se": rel_se,
+        "mean_grad_cos_rev": cos_rev,
+        "mean_grad_cos_rev_se": cos_rev_se,
+        "mean_grad_cos_fwd": cos_fwd,
+        "mean_grad_cos_fwd_se": cos_fwd_se,
+        "mean_grad_rel_err": rel,
+        "mean_grad_rel_err_se": rel_se,
         "mean_grad_rel_err_noise_floor": noise_floor,
         "mean_grad_norm_over_exact": float(np.linalg.norm(gbar) / norm_rev),
-        "per_step_cos_rev": _mean_se(per_cos), "per_step_rel_err": _mean_se(per_rel),
+        "per_step_cos_rev": _mean_se(per_cos),
+        "per_step_rel_err": _mean_se(per_rel),
         "z": z,
         "projections": proj,
-        "value": value, "value_se": value_se, "value_z": (value - kl_qp) / value_se,
+        "value": value,
+        "value_se": value_se,
+        "value_z": (value - kl_qp) / value_se,
     }
 
 
@@ -232,10 +253,16 @@ def bias_claims(bias: dict) -> dict:
         pred = PREDICTED[name]
         holds = all(abs(v) <= Z_MAX for v in z[pred].values())
         honest = all(abs(v) <= Z_MAX for v in z["reverse"].values())
-        out[name] = {"predicted": pred, "prediction_holds": holds, "honest": honest,
-                     "z_predicted": z[pred], "z_honest": z["reverse"]}
+        out[name] = {
+            "predicted": pred,
+            "prediction_holds": holds,
+            "honest": honest,
+            "z_predicted": z[pred],
+            "z_honest": z["reverse"],
+        }
     out["all_hold"] = all(out[n]["prediction_holds"] for n in PENALTIES) and (
-        out["k2"]["honest"] and not out["k1"]["honest"] and not out["k3"]["honest"])
+        out["k2"]["honest"] and not out["k1"]["honest"] and not out["k3"]["honest"]
+    )
     return out
 
 
@@ -254,8 +281,13 @@ def trajectories(cfg, problem: dict) -> dict:
         q = jaxkl.Categorical(theta)
         neg_reward = -jnp.sum(q.probs * reward)
 
-        def exact(value):
-            return lambda: jaxkl.Estimate(value, jnp.zeros_like(value), n)
+        def exact(kl_fn):
+            def branch():
+                value = kl_fn()
+                # stderr 0: nothing is sampled; num_samples only matches the other branches.
+                return jaxkl.Estimate(value, jnp.zeros_like(value), n)
+
+            return branch
 
         def sampled(name):
             return lambda: jf.sampled_kl_penalty(key, q, p, n, estimator=name)
@@ -264,22 +296,31 @@ def trajectories(cfg, problem: dict) -> dict:
         # for every objective, each running only its own branch.
         pen = jax.lax.switch(
             which,
-            [exact(cat(theta, ref)), exact(cat(ref, theta)), *(sampled(k) for k in PENALTIES)],
+            [
+                exact(lambda: cat(theta, ref)),
+                exact(lambda: cat(ref, theta)),
+                *(sampled(k) for k in PENALTIES),
+            ],
         )
         return jaxkl.Estimate(neg_reward + beta * pen.value, beta * pen.stderr, pen.num_samples)
 
     def metrics(theta, which):
         del which
-        return {"kl_qp": cat(theta, ref), "kl_pq": cat(ref, theta),
-                "reward": jnp.sum(jax.nn.softmax(theta) * reward)}
+        return {
+            "kl_qp": cat(theta, ref),
+            "kl_pq": cat(ref, theta),
+            "reward": jnp.sum(jax.nn.softmax(theta) * reward),
+        }
 
     opt = optax.adam(t["learning_rate"])
 
     @jax.jit
     def run(keys, which):
         def one(k):
-            return jf.fit(loss, opt, problem["theta0"], k, which,
-                          num_steps=t["num_steps"], metrics_fn=metrics).metrics
+            return jf.fit(
+                loss, opt, problem["theta0"], k, which, num_steps=t["num_steps"], metrics_fn=metrics
+            ).metrics
+
         return jax.vmap(one)(keys)
 
     base = jax.random.fold_in(problem["key"], 1)
@@ -297,7 +338,11 @@ def trajectories(cfg, problem: dict) -> dict:
 
 def train_claims(traj: dict, optima: dict) -> dict:
     """Where each run ends: final true KL(q‖p) and reward (mean ± SE over seeds)."""
-    out = {"optimum_reverse": optima["reverse"], "optimum_forward": optima["forward"]}
+    out = {
+        "optimum_reverse": optima["reverse"],
+        "optimum_forward": optima["forward"],
+        "optimum_unregularised": optima["unregularised"],
+    }
     for name, tr in traj.items():
         out[name] = {m: [tr[m][-1], tr[f"{m}_se"][-1]] for m in ("kl_qp", "kl_pq", "reward")}
     return out
@@ -311,41 +356,76 @@ def figure(bias: dict, traj: dict, optima: dict, cfg):
     ax = axes[0]
     x = np.arange(len(PENALTIES))
     pred = bias["predicted_projections"]
-    for off, d, label, c in ((-0.18, "u_rev", "along ∇KL(q‖p)", "0.25"),
-                             (0.18, "u_perp", "along ∇KL(p‖q) ⊥ ∇KL(q‖p)", "0.65")):
+    for off, d, label, c in (
+        (-0.18, "u_rev", "along ∇KL(q‖p)", "0.25"),
+        (0.18, "u_perp", "along ∇KL(p‖q) ⊥ ∇KL(q‖p)", "0.65"),
+    ):
         vals = [bias[n]["projections"][d][0] for n in PENALTIES]
         ses = [bias[n]["projections"][d][1] for n in PENALTIES]
-        ax.bar(x + off, vals, width=0.34, yerr=[2 * s for s in ses], color=c, label=label,
-               capsize=3)
+        ax.bar(
+            x + off, vals, width=0.34, yerr=[2 * s for s in ses], color=c, label=label, capsize=3
+        )
         for i, n in enumerate(PENALTIES):
-            ax.plot(x[i] + off, pred[PREDICTED[n]][d], marker="_", ms=22, mew=2.5, color="C3",
-                    label="predicted E[∇]" if (i, d) == (0, "u_rev") else None)
+            ax.plot(
+                x[i] + off,
+                pred[PREDICTED[n]][d],
+                marker="_",
+                ms=22,
+                mew=2.5,
+                color="C3",
+                label="predicted E[∇]" if (i, d) == (0, "u_rev") else None,
+            )
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x, [f"{n} penalty" for n in PENALTIES])
     ax.set_ylabel("mean gradient · u  /  ‖∇KL(q‖p)‖")
-    ax.set_title(f"penalty gradient at the start, {bias['replicates']}×{bias['num_tokens']} "
-                 "tokens (±2 SE)\nhonest = (1, 0); k1 predicted (0, 0); k3 predicted ∇KL(p‖q)",
-                 fontsize=9)
+    ax.set_title(
+        f"penalty gradient at the start, {bias['replicates']}×{bias['num_tokens']} "
+        "tokens (±2 SE)\nhonest = (1, 0); k1 predicted (0, 0); k3 predicted ∇KL(p‖q)",
+        fontsize=9,
+    )
     ax.legend(fontsize=8, loc="upper left")
 
     steps = None
-    for ax, metric, ylabel in ((axes[1], "kl_qp", "true KL(q‖p)"),
-                               (axes[2], "kl_pq", "true KL(p‖q)")):
+    for ax, metric, ylabel in (
+        (axes[1], "kl_qp", "true KL(q‖p)"),
+        (axes[2], "kl_pq", "true KL(p‖q)"),
+    ):
         for name, tr in traj.items():
             v, s = np.asarray(tr[metric]), np.asarray(tr[f"{metric}_se"])
             steps = np.arange(v.shape[0])
             ls = "--" if name.startswith("exact") else "-"
             ax.plot(steps, v, ls=ls, color=COLORS[name], label=LABELS[name], lw=1.5)
             ax.fill_between(steps, v - 2 * s, v + 2 * s, color=COLORS[name], alpha=0.2, lw=0)
-        ax.axhline(optima["reverse"][metric], color="C0", ls=":", lw=1.2,
-                   label="optimum of E[r] − β·KL(q‖p)")
-        ax.axhline(optima["forward"][metric], color="C4", ls=":", lw=1.2,
-                   label="optimum of E[r] − β·KL(p‖q)")
+        ax.axhline(
+            optima["reverse"][metric],
+            color="C0",
+            ls=":",
+            lw=1.2,
+            label="optimum of E[r] − β·KL(q‖p)",
+        )
+        ax.axhline(
+            optima["forward"][metric],
+            color="C4",
+            ls=":",
+            lw=1.2,
+            label="optimum of E[r] − β·KL(p‖q)",
+        )
+        if np.isfinite(optima["unregularised"][metric]):
+            ax.axhline(
+                optima["unregularised"][metric],
+                color="C3",
+                ls=":",
+                lw=1.2,
+                label="optimum of E[r] alone (no penalty)",
+            )
         ax.set_xlabel("step")
         ax.set_ylabel(ylabel)
-        ax.set_title(f"{ylabel} while maximising E[r] − β·penalty\n(mean ± 2 SE over "
-                     f"{cfg['train']['seeds']} seeds)", fontsize=9)
-    axes[1].legend(fontsize=7, loc="upper left")
+        ax.set_title(
+            f"{ylabel} while maximising E[r] − β·penalty\n(mean ± 2 SE over "
+            f"{cfg['train']['seeds']} seeds)",
+            fontsize=9,
+        )
+    axes[1].legend(fontsize=7, loc="lower right")
     return fig
 
 
@@ -353,9 +433,16 @@ def metric_rows(traj: dict) -> list[dict]:
     rows = []
     for name, tr in traj.items():
         for s in range(len(tr["kl_qp"])):
-            rows.append({"objective": name, "step": s,
-                         **{m: tr[m][s] for m in ("kl_qp", "kl_qp_se", "kl_pq", "kl_pq_se",
-                                                  "reward", "reward_se")}})
+            rows.append(
+                {
+                    "objective": name,
+                    "step": s,
+                    **{
+                        m: tr[m][s]
+                        for m in ("kl_qp", "kl_qp_se", "kl_pq", "kl_pq_se", "reward", "reward_se")
+                    },
+                }
+            )
     return rows
 
 
@@ -412,8 +499,10 @@ def report_markdown(cfg, bias, bclaims, tclaims, wall: float) -> str:
         c = bclaims[n]
         zp = ", ".join(f"{k} {v:+.2f}" for k, v in c["z_predicted"].items())
         zh = ", ".join(f"{k} {v:+.1f}" for k, v in c["z_honest"].items())
-        lines.append(f"| {n} | {names[c['predicted']]} | {zp} | **{c['prediction_holds']}** | "
-                     f"{zh} | **{c['honest']}** |")
+        lines.append(
+            f"| {n} | {names[c['predicted']]} | {zp} | **{c['prediction_holds']}** | "
+            f"{zh} | **{c['honest']}** |"
+        )
     lines += [
         "",
         f"All claims hold (k2 honest; k1 zero in expectation; k3 the forward KL's gradient): "
@@ -433,8 +522,11 @@ def report_markdown(cfg, bias, bclaims, tclaims, wall: float) -> str:
         "| objective | true KL(q‖p) | true KL(p‖q) | E_q[r] |",
         "|---|---|---|---|",
     ]
-    for key, label in (("optimum_reverse", "optimum with KL(q‖p)"),
-                       ("optimum_forward", "optimum with KL(p‖q)")):
+    for key, label in (
+        ("optimum_reverse", "optimum with KL(q‖p)"),
+        ("optimum_forward", "optimum with KL(p‖q)"),
+        ("optimum_unregularised", "optimum without penalty"),
+    ):
         o = tclaims[key]
         lines.append(f"| *{label}* | {o['kl_qp']:.3f} | {o['kl_pq']:.3f} | {o['reward']:.3f} |")
     for n in t["objectives"]:
@@ -448,9 +540,10 @@ def report_markdown(cfg, bias, bclaims, tclaims, wall: float) -> str:
         "",
         "Reading: with k2 the policy heads for the optimum of the reverse-KL objective, like "
         "the exact penalty (sampling noise leaves it somewhat further from p). With k1 the "
-        "penalty does nothing on average: the reward alone drives q, and the true KL keeps "
-        "growing. With k3 the policy follows the forward-KL objective and settles near its "
-        "optimum, not the reverse-KL one that the penalty's value suggests.",
+        "penalty does nothing on average: the reward alone drives q towards the point mass "
+        "on the best token (KL(q‖p) → −log p(argmax r), KL(p‖q) → ∞). With k3 the policy "
+        "follows the forward-KL objective and settles near its optimum, not the reverse-KL "
+        "one that the penalty's value suggests.",
         "",
         f"Wall time: {wall:.1f} s (including compilation).",
         "",
@@ -482,8 +575,9 @@ def main(argv=None) -> Path:
     run.write_metrics(metric_rows(traj))
     run.write_figure("kl_penalty.png", figure(bias, traj, optima, cfg))
     run.write_report(report_markdown(cfg, bias, bclaims, tclaims, wall))
-    run.write_summary({"gradient_bias": bias, "claims": bclaims, "training": tclaims},
-                      study_wall_seconds=wall)
+    run.write_summary(
+        {"gradient_bias": bias, "claims": bclaims, "training": tclaims}, study_wall_seconds=wall
+    )
     print(f"report: {run.file('report.md')}")
     return run.path
 

@@ -19,6 +19,8 @@ Sections (``sections`` in the config, run in this order):
 * ``monte_carlo``: ``mc_kl`` (k1, k3) and ``importance_kl`` against the RNG ceiling.
 * ``peers``: the largest analytic and Monte Carlo workloads through ``jaxkl.kl``, a
   textbook jitted formula, NumPy, and torch / distrax / numpyro when importable.
+* ``anatomy``: probes on one [B, D] array — a row sum with 0, 1 and 11 ops fused in, with
+  a select, and an elementwise map — to show what bounds the analytic kernels.
 * ``variance``: precision per second, 1 / (variance × seconds per estimate), of each
   variance-reduction option of ``mc_kl`` against plain k1, with a 5-SE unbiasedness check.
 * ``retrace``: traces on a repeated jitted call and compiles on a repeated eager call.
@@ -67,7 +69,7 @@ from jaxkl.study import (
 EXPERIMENT = "throughput"
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / f"{EXPERIMENT}.toml"
-SECTIONS = ("knn", "analytic", "monte_carlo", "peers", "variance", "retrace")
+SECTIONS = ("knn", "analytic", "monte_carlo", "peers", "anatomy", "variance", "retrace")
 PEER_PACKAGES = ("torch", "distrax", "numpyro")
 # Variance-reduction tokens of an option string and the mc_kl keyword each one sets.
 VR_FLAGS = {"antithetic": "antithetic", "qmc": "qmc", "cv": "control_variate"}
@@ -91,6 +93,9 @@ COLUMNS = (
     "trace_s",
     "compile_s",
     "traces",
+    "retraces",
+    "xla_fusions",
+    "xla_temp_bytes",
     "note",
 )
 
@@ -109,30 +114,43 @@ def validate(cfg: dict[str, Any]) -> None:
     a = cfg["analytic"]
     for key in ("batch_sizes", "event_sizes", "categorical_categories"):
         vals = a[key]
-        require_config(bool(vals) and all(v >= 1 for v in vals), f"analytic.{key}",
-                       "must be a non-empty list of integers >= 1")
+        require_config(
+            bool(vals) and all(v >= 1 for v in vals),
+            f"analytic.{key}",
+            "must be a non-empty list of integers >= 1",
+        )
     require_config(
         all(len(c) == 2 and c[0] >= 1 and c[1] >= 1 for c in a["tril_cases"]),
-        "analytic.tril_cases", "each case must be [d, B] with d, B >= 1",
+        "analytic.tril_cases",
+        "each case must be [d, B] with d, B >= 1",
     )
     require_config(
         all(a["categorical_elements"] % k == 0 for k in a["categorical_categories"]),
-        "analytic.categorical_elements", "must be a multiple of every categorical K",
+        "analytic.categorical_elements",
+        "must be a multiple of every categorical K",
     )
     m = cfg["monte_carlo"]
     require_config(
         bool(m["cases"]) and all(len(c) == 3 and min(c) >= 1 for c in m["cases"]),
-        "monte_carlo.cases", "each case must be [B, N, D] with B, N, D >= 1",
+        "monte_carlo.cases",
+        "each case must be [B, N, D] with B, N, D >= 1",
     )
-    require_config(set(m["estimators"]) <= {"k1", "k2", "k3"} and bool(m["estimators"]),
-                   "monte_carlo.estimators", "must be a non-empty subset of k1, k2, k3")
+    require_config(
+        set(m["estimators"]) <= {"k1", "k2", "k3"} and bool(m["estimators"]),
+        "monte_carlo.estimators",
+        "must be a non-empty subset of k1, k2, k3",
+    )
     require_config(m["importance_scale"] > 0, "monte_carlo.importance_scale", "must be > 0")
     k = cfg["knn"]
-    require_config(bool(k["sizes"]) and all(n >= 2 for n in k["sizes"]), "knn.sizes",
-                   "must be a non-empty list of sizes >= 2")
+    require_config(
+        bool(k["sizes"]) and all(n >= 2 for n in k["sizes"]),
+        "knn.sizes",
+        "must be a non-empty list of sizes >= 2",
+    )
     require_config(k["dim"] >= 1, "knn.dim", "must be >= 1")
     require_config(1 <= k["k"] < min(k["sizes"]), "knn.k", "must be in [1, min(knn.sizes))")
     require_config(k["repeats"] >= 1, "knn.repeats", "must be >= 1")
+    require_config(k["max_seconds"] > 0, "knn.max_seconds", "must be > 0")
     v = cfg["variance"]
     require_config(v["num_samples"] >= 4, "variance.num_samples", "must be >= 4")
     require_config(v["replicates"] >= 8, "variance.replicates", "must be >= 8")
@@ -142,12 +160,18 @@ def validate(cfg: dict[str, Any]) -> None:
             parse_option(opt)
         except ValueError as err:
             require_config(False, "variance.options", str(err))
-    require_config("k1" in v["options"], "variance.options",
-                   "must include plain 'k1' (the reference of every gain)")
+    require_config(
+        "k1" in v["options"],
+        "variance.options",
+        "must include plain 'k1' (the reference of every gain)",
+    )
     for name in PAIRS:
         pair = v["pairs"][name]
-        require_config(pair["q_scale"] > 0 and pair["p_scale"] > 0, f"variance.pairs.{name}",
-                       "scales must be > 0")
+        require_config(
+            pair["q_scale"] > 0 and pair["p_scale"] > 0,
+            f"variance.pairs.{name}",
+            "scales must be > 0",
+        )
     names = {name for name, _, _ in _retrace_cases(cfg)} | {"all"}
     unknown = sorted(set(cfg["retrace"]["eager"]) - names)
     require_config(not unknown, "retrace.eager", f"unknown {unknown}; choose from {sorted(names)}")
@@ -161,8 +185,10 @@ def parse_option(option: str) -> tuple[str, dict[str, bool]]:
     if estimator not in VR_ESTIMATORS:
         raise ValueError(f"option {option!r}: must start with one of {VR_ESTIMATORS}")
     bad = [f for f in flags if f not in VR_FLAGS]
-    if bad or len(set(flags)) != len(flags):
-        raise ValueError(f"option {option!r}: flags must be distinct among {sorted(VR_FLAGS)}")
+    if bad:
+        raise ValueError(f"option {option!r}: unknown flag {bad[0]!r}; use {sorted(VR_FLAGS)}")
+    if len(set(flags)) != len(flags):
+        raise ValueError(f"option {option!r}: a flag is repeated")
     return estimator, {VR_FLAGS[f]: True for f in flags}
 
 
@@ -182,25 +208,55 @@ class Compiled:
 
     call: Callable[[], Any]
     executable: Any
+    jitted: Callable
+    args: tuple
     trace_s: float
     compile_s: float
-    traces: int
+    trace_counter: list
+
+    @property
+    def traces(self) -> int:
+        return self.trace_counter[0]
+
+    def retraces(self) -> int:
+        """Call the ``jax.jit`` wrapper twice more with the same arguments; new traces."""
+        before = self.traces
+        for _ in range(2):
+            jax.block_until_ready(self.jitted(*self.args))
+        return self.traces - before
 
 
 def compile_bound(fn: Callable, *args) -> Compiled:
-    """``jax.jit(fn).lower(*args).compile()``, timed, counting how often ``fn`` is traced."""
+    """``jax.jit(fn).lower(*args).compile()``, timed, counting how often ``fn`` is traced.
+
+    ``jax.jit`` shares its caches with the ahead-of-time path, so calling ``jitted`` later
+    with the same shapes must neither trace nor compile again (``Compiled.retraces``).
+    """
     traces = [0]
 
     def counted(*a):
         traces[0] += 1
         return fn(*a)
 
+    jitted = jax.jit(counted)
     t0 = time.perf_counter()
-    lowered = jax.jit(counted).lower(*args)
+    lowered = jitted.lower(*args)
     t1 = time.perf_counter()
     executable = lowered.compile()
     t2 = time.perf_counter()
-    return Compiled(lambda: executable(*args), executable, t1 - t0, t2 - t1, traces[0])
+    return Compiled(lambda: executable(*args), executable, jitted, args, t1 - t0, t2 - t1, traces)
+
+
+def compile_fields(c: Compiled) -> dict[str, Any]:
+    """Trace/compile seconds, traces (after two more calls) and XLA's fusion layout."""
+    retraces = c.retraces()
+    return {
+        "trace_s": c.trace_s,
+        "compile_s": c.compile_s,
+        "traces": c.traces,
+        "retraces": retraces,
+        **xla_diagnostics(c),
+    }
 
 
 def _run(call: Callable[[], Any], n: int) -> float:
@@ -282,13 +338,26 @@ def rng_ceiling(shape: tuple[int, ...], key) -> dict[str, Callable]:
     return {"rng_written": written.call, "rng_summed": summed.call}
 
 
+_NOT_ARITHMETIC = (
+    "parameter(",
+    "constant(",
+    "broadcast(",
+    "bitcast(",
+    "reshape(",
+    "tuple(",
+    "get-tuple-element(",
+)
+
+
 def xla_diagnostics(compiled: Compiled) -> dict[str, Any]:
-    """How XLA split the computation: fused loops launched, bytes of intermediates."""
-    text = compiled.executable.as_text()
-    entry = text[text.find("ENTRY"):] if "ENTRY" in text else text
+    """How XLA split the computation: fused loops, their HLO ops, bytes of intermediates."""
+    text = compiled.executable.as_text() or ""
+    head, _, entry = text.partition("\nENTRY")
+    body = [ln for ln in head.splitlines() if " = " in ln and "{" not in ln.split(" = ")[0]]
     mem = compiled.executable.memory_analysis()
     return {
         "xla_fusions": entry.count(" fusion("),
+        "xla_fused_ops": sum(not any(k in ln for k in _NOT_ARITHMETIC) for ln in body),
         "xla_temp_bytes": None if mem is None else int(mem.temp_size_in_bytes),
     }
 
@@ -331,8 +400,14 @@ def _row(section: str, workload: str, impl: str, **fields) -> dict[str, Any]:
 
 
 def _analytic_row(
-    workload: str, impl: str, kernel: Compiled | Callable, timing: Timing,
-    ceiling: tuple[dict[str, Callable], int], *, batch: int, event: int,
+    workload: str,
+    impl: str,
+    kernel: Compiled | Callable,
+    timing: Timing,
+    ceiling: tuple[dict[str, Callable], int],
+    *,
+    batch: int,
+    event: int,
     stream: Callable | None = None,
 ) -> dict[str, Any]:
     """Time one analytic kernel back to back with the read ceiling of its own inputs."""
@@ -344,15 +419,22 @@ def _analytic_row(
     t = time_interleaved(calls, timing)
     best = _best_of(t["read_jax_sum"], t["read_numpy_sum"])
     row = _row(
-        "analytic", workload, impl, batch=batch, event=event, bytes_in=nbytes,
-        seconds=_median(t["kernel"]), throughput=nbytes / _median(t["kernel"]) / 1e9,
-        unit="GB/s", ceiling=nbytes / _median(best) / 1e9, fraction=_ratio(t["kernel"], best),
+        "analytic",
+        workload,
+        impl,
+        batch=batch,
+        event=event,
+        bytes_in=nbytes,
+        seconds=_median(t["kernel"]),
+        throughput=nbytes / _median(t["kernel"]) / 1e9,
+        unit="GB/s",
+        ceiling=nbytes / _median(best) / 1e9,
+        fraction=_ratio(t["kernel"], best),
         read_jax_sum_gbs=nbytes / _median(t["read_jax_sum"]) / 1e9,
         read_numpy_sum_gbs=nbytes / _median(t["read_numpy_sum"]) / 1e9,
     )
     if isinstance(kernel, Compiled):
-        row.update(trace_s=kernel.trace_s, compile_s=kernel.compile_s, traces=kernel.traces,
-                   **xla_diagnostics(kernel))
+        row.update(compile_fields(kernel))
     if stream is not None:
         row["stream_gbs"] = nbytes / _median(t["stream"]) / 1e9
         row["fraction_of_stream"] = _ratio(t["kernel"], t["stream"])
@@ -370,17 +452,22 @@ def run_analytic(cfg: dict[str, Any]) -> dict[str, Any]:
             # The elementwise Normal kernel's own traffic: read four arrays, write one.
             stream = compile_bound(lambda a, b, c, d: (a + b) + (c + d), *arrays).call
             kernel = compile_bound(jaxkl.analytic.normal, *arrays)
-            rows.append(_analytic_row("normal", "jaxkl", kernel, timing, ceiling,
-                                      batch=b, event=d, stream=stream))
+            rows.append(
+                _analytic_row(
+                    "normal", "jaxkl", kernel, timing, ceiling, batch=b, event=d, stream=stream
+                )
+            )
             kernel = compile_bound(jaxkl.analytic.mvn_diag, *arrays)
-            rows.append(_analytic_row("mvn_diag", "jaxkl", kernel, timing, ceiling,
-                                      batch=b, event=d))
+            rows.append(
+                _analytic_row("mvn_diag", "jaxkl", kernel, timing, ceiling, batch=b, event=d)
+            )
             del arrays, ceiling, stream, kernel
     for d, b in a["tril_cases"]:
         arrays = _tril_params(rng, b, d)
         kernel = compile_bound(jaxkl.analytic.mvn_tril, *arrays)
-        row = _analytic_row("mvn_tril", "jaxkl", kernel, timing, read_ceiling(arrays),
-                            batch=b, event=d)
+        row = _analytic_row(
+            "mvn_tril", "jaxkl", kernel, timing, read_ceiling(arrays), batch=b, event=d
+        )
         # One triangular solve with d + 1 right-hand sides: ~d³/3 multiply-adds.
         row["gflops"] = b * (2 * d**3 / 3 + 4 * d * d) / row["seconds"] / 1e9
         rows.append(row)
@@ -389,8 +476,11 @@ def run_analytic(cfg: dict[str, Any]) -> dict[str, Any]:
         b = a["categorical_elements"] // k
         arrays = _logits(rng, b, k)
         kernel = compile_bound(jaxkl.analytic.categorical, *arrays)
-        rows.append(_analytic_row("categorical", "jaxkl", kernel, timing, read_ceiling(arrays),
-                                  batch=b, event=k))
+        rows.append(
+            _analytic_row(
+                "categorical", "jaxkl", kernel, timing, read_ceiling(arrays), batch=b, event=k
+            )
+        )
         del arrays, kernel
     return {"rows": rows}
 
@@ -417,24 +507,40 @@ def _mvn_diag_importance(n: int, widen: float) -> Callable:
     return f
 
 
-def _mc_row(workload, impl, kernel: Compiled | Callable, timing, ceiling: dict[str, Callable],
-            *, batch, samples, event) -> dict[str, Any]:
+def _mc_row(
+    workload,
+    impl,
+    kernel: Compiled | Callable,
+    timing,
+    ceiling: dict[str, Callable],
+    *,
+    batch,
+    samples,
+    event,
+) -> dict[str, Any]:
     """Time one Monte Carlo call back to back with the RNG ceiling for its draws."""
     count = batch * samples * event
     call = kernel.call if isinstance(kernel, Compiled) else kernel
     t = time_interleaved({"kernel": call, **ceiling}, timing)
     best = _best_of(t["rng_written"], t["rng_summed"])
     row = _row(
-        "monte_carlo", workload, impl, batch=batch, event=event, samples=samples, count=count,
-        seconds=_median(t["kernel"]), throughput=count / _median(t["kernel"]) / 1e6,
-        unit="M sample-dims/s", ceiling=count / _median(best) / 1e6,
+        "monte_carlo",
+        workload,
+        impl,
+        batch=batch,
+        event=event,
+        samples=samples,
+        count=count,
+        seconds=_median(t["kernel"]),
+        throughput=count / _median(t["kernel"]) / 1e6,
+        unit="M sample-dims/s",
+        ceiling=count / _median(best) / 1e6,
         fraction=_ratio(t["kernel"], best),
         rng_written_mps=count / _median(t["rng_written"]) / 1e6,
         rng_summed_mps=count / _median(t["rng_summed"]) / 1e6,
     )
     if isinstance(kernel, Compiled):
-        row.update(trace_s=kernel.trace_s, compile_s=kernel.compile_s, traces=kernel.traces,
-                   **xla_diagnostics(kernel))
+        row.update(compile_fields(kernel))
     return row
 
 
@@ -448,11 +554,13 @@ def run_monte_carlo(cfg: dict[str, Any]) -> dict[str, Any]:
         ceiling = rng_ceiling((n, b, d), key)
         for est in m["estimators"]:
             c = compile_bound(_mvn_diag_mc(est, n), key, *params)
-            rows.append(_mc_row(f"mc_kl_{est}", "jaxkl", c, timing, ceiling,
-                                batch=b, samples=n, event=d))
+            rows.append(
+                _mc_row(f"mc_kl_{est}", "jaxkl", c, timing, ceiling, batch=b, samples=n, event=d)
+            )
         c = compile_bound(_mvn_diag_importance(n, m["importance_scale"]), key, *params)
-        rows.append(_mc_row("importance_kl", "jaxkl", c, timing, ceiling,
-                            batch=b, samples=n, event=d))
+        rows.append(
+            _mc_row("importance_kl", "jaxkl", c, timing, ceiling, batch=b, samples=n, event=d)
+        )
     return {"rows": rows}
 
 
@@ -462,43 +570,75 @@ def run_monte_carlo(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_knn(cfg: dict[str, Any]) -> dict[str, Any]:
     """knn_kl time per call and peak memory, smallest size first.
 
+    The first call after compiling is the warm-up and gives the estimate; then up to
+    ``knn.repeats`` calls are timed, as many as fit in ``knn.max_seconds`` (if not even
+    one fits, the warm-up call's time is reported, with ``timed_calls = 0``).
     Memory, two ways: XLA's buffer assignment for the compiled call (arguments + outputs +
     temporaries, exact for what XLA allocates) and the growth of the process's resident
     high-water mark (``ru_maxrss``) over the section — a high-water mark only grows, so
     sizes run in increasing order and each figure is the peak up to that size.
     """
     kc = cfg["knn"]
-    timing = Timing(repeats=kc["repeats"], warmup=cfg["timing"]["warmup"], min_time=0.0)
     rng = np.random.default_rng(cfg["seed"] + 2)
     d, k = kc["dim"], kc["k"]
     exact = 0.5 * d * 0.25  # KL(N(0, I) ‖ N(0.5·1, I)) = ½‖δ‖²
     base_rss = _maxrss_bytes()
     rows = []
-    for n in sorted(kc["sizes"]):
+    for i, n in enumerate(sorted(kc["sizes"])):
         x = jnp.asarray(rng.standard_normal((n, d), dtype=np.float32))
         y = jnp.asarray(rng.standard_normal((n, d), dtype=np.float32) + np.float32(0.5))
         try:
             c = compile_bound(lambda x, y: jaxkl.knn_kl(x, y, k=k)[:2], x, y)
         except NotImplementedError:
-            rows.append(_row("knn", "knn_kl", "jaxkl", batch=n, event=d,
-                             note="knn_kl is not implemented in this checkout"))
+            rows.append(
+                _row(
+                    "knn",
+                    "knn_kl",
+                    "jaxkl",
+                    batch=n,
+                    event=d,
+                    note="knn_kl is not implemented in this checkout",
+                )
+            )
             break
         mem = c.executable.memory_analysis()
         xla_bytes = None
         if mem is not None:
-            xla_bytes = int(mem.argument_size_in_bytes + mem.output_size_in_bytes
-                            + mem.temp_size_in_bytes)
+            xla_bytes = int(
+                mem.argument_size_in_bytes + mem.output_size_in_bytes + mem.temp_size_in_bytes
+            )
+        t0 = time.perf_counter()
         value, stderr = (float(v) for v in c.call())
-        t = time_interleaved({"kernel": c.call}, timing)["kernel"]
+        first = time.perf_counter() - t0
+        calls = min(kc["repeats"], int(kc["max_seconds"] // first))
+        t = [_run(c.call, 1) for _ in range(calls)] or [first]
         pairs = n * n
-        rows.append(_row(
-            "knn", "knn_kl", "jaxkl", batch=n, event=d, count=pairs, seconds=_median(t),
-            throughput=pairs / _median(t) / 1e6, unit="M pairs/s",
-            trace_s=c.trace_s, compile_s=c.compile_s, traces=c.traces,
-            value=value, stderr=stderr, exact=exact, xla_peak_bytes=xla_bytes,
-            xla_temp_bytes=None if mem is None else int(mem.temp_size_in_bytes),
-            rss_peak_growth_bytes=_maxrss_bytes() - base_rss,
-        ))
+        # The retrace check calls the kernel twice more: done at the smallest size only.
+        fields = (
+            compile_fields(c)
+            if i == 0
+            else {"trace_s": c.trace_s, "compile_s": c.compile_s, **xla_diagnostics(c)}
+        )
+        rows.append(
+            _row(
+                "knn",
+                "knn_kl",
+                "jaxkl",
+                batch=n,
+                event=d,
+                count=pairs,
+                seconds=_median(t),
+                throughput=pairs / _median(t) / 1e6,
+                unit="M pairs/s",
+                timed_calls=calls,
+                **fields,
+                value=value,
+                stderr=stderr,
+                exact=exact,
+                xla_peak_bytes=xla_bytes,
+                rss_peak_growth_bytes=_maxrss_bytes() - base_rss,
+            )
+        )
     return {"rows": rows}
 
 
@@ -581,6 +721,7 @@ def _peer_analytic_calls(status: dict[str, str], arrays) -> dict[str, Callable]:
             ("distrax Normal", lambda l, s: distrax.Normal(l, s)),
             ("distrax MultivariateNormalDiag", lambda l, s: distrax.MultivariateNormalDiag(l, s)),
         ):
+
             def fn(la, sa, lb, sb, build=build, label=label):
                 kl = build(la, sa).kl_divergence(build(lb, sb))
                 return kl.sum(-1) if label == "distrax Normal" else kl
@@ -683,7 +824,8 @@ def run_peers(cfg: dict[str, Any]) -> dict[str, Any]:
         # The same mc_kl with XLA's counter-based generator instead of threefry: what the
         # choice of PRNG costs (the ceiling stays the default threefry one).
         "jaxkl.mc_kl k1, unsafe_rbg key": compile_bound(
-            _mvn_diag_mc("k1", n), jax.random.key(cfg["seed"], impl="unsafe_rbg"), *params),
+            _mvn_diag_mc("k1", n), jax.random.key(cfg["seed"], impl="unsafe_rbg"), *params
+        ),
     }
     host = [np.asarray(x) for x in params]
     gen = np.random.default_rng(cfg["seed"])
@@ -693,7 +835,8 @@ def run_peers(cfg: dict[str, Any]) -> dict[str, Any]:
         x = host[0] + host[1] * eps
         zp = (x - host[2]) / host[3]
         return np.mean(0.5 * np.sum(zp * zp - eps * eps, -1), 0) + np.sum(
-            np.log(host[3] / host[1]), -1)
+            np.log(host[3] / host[1]), -1
+        )
 
     mc_impls["numpy textbook k1"] = numpy_k1
     try:
@@ -703,13 +846,57 @@ def run_peers(cfg: dict[str, Any]) -> dict[str, Any]:
     ceiling = rng_ceiling((n, bm, dm), key)
     for impl, call in mc_impls.items():
         try:
-            row = _mc_row("mc_kl_k1", impl, call, timing, ceiling,
-                          batch=bm, samples=n, event=dm)
+            row = _mc_row("mc_kl_k1", impl, call, timing, ceiling, batch=bm, samples=n, event=dm)
         except Exception as err:
             row = _row("monte_carlo", "mc_kl_k1", impl, note=f"failed: {err!r}")
         row["section"] = "peers"
         rows.append(row)
     return {"rows": rows, "status": status}
+
+
+# --------------------------------------------------------------------------- anatomy
+
+
+def _horner(x):
+    acc = jnp.full_like(x, 0.1)
+    for c in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1):
+        acc = acc * x + c
+    return acc * x
+
+
+# Probes on one [B, D] array: what XLA:CPU charges per element for the pieces a kernel is
+# made of. The row sums have the MVNDiag kernel's shape; the map writes its output.
+PROBES = {
+    "row sum: sum(x, -1)": lambda x: jnp.sum(x, -1),
+    "row sum of 1 log: sum(log x, -1)": lambda x: jnp.sum(jnp.log(x), -1),
+    "row sum of 11 multiply-adds": lambda x: jnp.sum(_horner(x), -1),
+    "row sum of a select: sum(where(x > 1, x, -x), -1)": lambda x: jnp.sum(
+        jnp.where(x > 1.0, x, -x), -1
+    ),
+    "row sum of sign(x - 1)": lambda x: jnp.sum(jnp.sign(x - 1.0), -1),
+    "elementwise map (writes [B, D]): x + 1": lambda x: x + 1.0,
+}
+
+
+def run_anatomy(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Cost per element of reductions with 0, 1 and 11 ops fused in, a select, and a map.
+
+    Explains the analytic figures: how many fused loops XLA makes (a select cannot join
+    the library reduction fusion, so it is materialised first) and what each extra op
+    fused into a row reduction costs, next to the read ceiling of the same array.
+    """
+    a, timing = cfg["analytic"], _timing(cfg)
+    b, d = max(a["batch_sizes"]), max(a["event_sizes"])
+    rng = np.random.default_rng(cfg["seed"] + 5)
+    x = jnp.asarray(np.exp(np.float32(0.3) * rng.standard_normal((b, d), dtype=np.float32)))
+    ceiling = read_ceiling([x])
+    rows = []
+    for name, fn in PROBES.items():
+        row = _analytic_row("probe", name, compile_bound(fn, x), timing, ceiling, batch=b, event=d)
+        row["ns_per_element"] = row["seconds"] / (b * d) * 1e9
+        row["section"] = "anatomy"
+        rows.append(row)
+    return {"rows": rows}
 
 
 # --------------------------------------------------------------------------- variance
@@ -736,8 +923,16 @@ def run_variance(cfg: dict[str, Any]) -> dict[str, Any]:
         estimator, flags = parse_option(option)
         missing = sorted(set(flags) - known)
         if missing:
-            rows += [_row("variance", name, option, exact=pairs[name][1],
-                          note=f"mc_kl has no keyword {', '.join(missing)}") for name in PAIRS]
+            rows += [
+                _row(
+                    "variance",
+                    name,
+                    option,
+                    exact=pairs[name][1],
+                    note=f"mc_kl has no keyword {', '.join(missing)}",
+                )
+                for name in PAIRS
+            ]
             continue
         kwargs = dict(flags)
         if "qmc" in flags:
@@ -755,11 +950,18 @@ def run_variance(cfg: dict[str, Any]) -> dict[str, Any]:
 
             return jax.vmap(one)(ks)
 
-        c = None
+        try:
+            c = compile_bound(estimates, keys, *pairs[PAIRS[0]][0])
+        except ValueError as err:  # a combination mc_kl refuses
+            rows += [
+                _row(
+                    "variance", name, option, exact=pairs[name][1], note=f"refused by mc_kl: {err}"
+                )
+                for name in PAIRS
+            ]
+            continue
         for name in PAIRS:
             params, exact = pairs[name]
-            if c is None:
-                c = compile_bound(estimates, keys, *params)
             call = lambda c=c, params=params: c.executable(keys, *params)  # noqa: E731
             values, stderrs = (np.asarray(x, np.float64) for x in call())
             t = _median(time_interleaved({"kernel": call}, timing)["kernel"]) / reps
@@ -767,14 +969,26 @@ def run_variance(cfg: dict[str, Any]) -> dict[str, Any]:
             se = math.sqrt(var / reps)
             mean = float(np.mean(values))
             z = (mean - exact) / se if se > 0 else (0.0 if mean == exact else math.inf)
-            rows.append(_row(
-                "variance", name, option, exact=exact, samples=int(used[0]), replicates=reps,
-                seconds=t, trace_s=c.trace_s, compile_s=c.compile_s, traces=c.traces,
-                mean=mean, variance=var, z=z, unbiased=bool(abs(z) <= Z_MAX),
-                # The estimator's own stderr should match the spread across replicates.
-                mean_reported_stderr=float(np.mean(stderrs)), replicate_sd=math.sqrt(var),
-                precision_per_s=(1.0 / (var * t)) if var > 0 else math.inf,
-            ))
+            rows.append(
+                _row(
+                    "variance",
+                    name,
+                    option,
+                    exact=exact,
+                    samples=int(used[0]),
+                    replicates=reps,
+                    seconds=t,
+                    **compile_fields(c),
+                    mean=mean,
+                    variance=var,
+                    z=z,
+                    unbiased=bool(abs(z) <= Z_MAX),
+                    # The estimator's own stderr should match the spread across replicates.
+                    mean_reported_stderr=float(np.mean(stderrs)),
+                    replicate_sd=math.sqrt(var),
+                    precision_per_s=(1.0 / (var * t)) if var > 0 else math.inf,
+                )
+            )
     order = {opt: i for i, opt in enumerate(v["options"])}
     rows.sort(key=lambda r: (PAIRS.index(r["workload"]), order[r["impl"]]))
     for name in PAIRS:
@@ -847,13 +1061,26 @@ def _retrace_cases(cfg: dict[str, Any]) -> list[tuple[str, Callable, Callable]]:
         ("analytic.mvn_diag", jaxkl.analytic.mvn_diag, gauss),
         ("analytic.mvn_tril", jaxkl.analytic.mvn_tril, tril),
         ("analytic.categorical", jaxkl.analytic.categorical, logits),
-        ("kl(MultivariateNormalDiag)", lambda la, sa, lb, sb: jaxkl.kl(
-            jaxkl.MultivariateNormalDiag(la, sa), jaxkl.MultivariateNormalDiag(lb, sb)), gauss),
+        (
+            "kl(MultivariateNormalDiag)",
+            lambda la, sa, lb, sb: jaxkl.kl(
+                jaxkl.MultivariateNormalDiag(la, sa), jaxkl.MultivariateNormalDiag(lb, sb)
+            ),
+            gauss,
+        ),
         ("mc_kl k1", mc("k1"), mc_args),
         ("mc_kl k3", mc("k3"), mc_args),
-        ("importance_kl", lambda key, lq, sq, lp, sp: jaxkl.importance_kl(
-            key, jaxkl.MultivariateNormalDiag(lq, sq), jaxkl.MultivariateNormalDiag(lp, sp),
-            jaxkl.MultivariateNormalDiag(lq, 1.5 * sq), n), mc_args),
+        (
+            "importance_kl",
+            lambda key, lq, sq, lp, sp: jaxkl.importance_kl(
+                key,
+                jaxkl.MultivariateNormalDiag(lq, sq),
+                jaxkl.MultivariateNormalDiag(lp, sp),
+                jaxkl.MultivariateNormalDiag(lq, 1.5 * sq),
+                n,
+            ),
+            mc_args,
+        ),
         ("knn_kl", lambda x, y: jaxkl.knn_kl(x, y, k=1), samples),
     ]
     known = mc_kl_keywords()
@@ -865,34 +1092,31 @@ def _retrace_cases(cfg: dict[str, Any]) -> list[tuple[str, Callable, Callable]]:
 
 
 def run_retrace(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Traces of a jitted kernel over two calls with equal shapes, and eager recompiles."""
+    """Traces and compiles on the second of two eager calls with equal shapes.
+
+    (Jitted kernels are checked where they are timed: every compiled kernel's row has
+    ``retraces``, the traces added by two more calls of its ``jax.jit`` wrapper.)
+    """
     rows = []
     eager = set(cfg["retrace"]["eager"])
-    eager_all = "all" in eager
     for name, fn, make_args in _retrace_cases(cfg):
-        first, second = make_args(1), make_args(2)
-        traces = [0]
-
-        def counted(*a, fn=fn, traces=traces):
-            traces[0] += 1
-            return fn(*a)
-
-        jitted = jax.jit(counted)
-        try:
-            jax.block_until_ready(jitted(*first))
-        except NotImplementedError:
-            rows.append(_row("retrace", name, "jaxkl", note="not implemented in this checkout"))
+        if "all" not in eager and name not in eager:
             continue
-        jax.block_until_ready(jitted(*second))
-        row = _row("retrace", name, "jaxkl", traces=traces[0], retraces=traces[0] - 1)
-        if eager_all or name in eager:
-            # Eager: the first call compiles whatever it needs; the second must reuse it all.
-            jax.block_until_ready(fn(*first))
-            with _CompileCounter() as counter:
-                jax.block_until_ready(fn(*second))
-            row.update(eager_second_call_traces=counter.traces,
-                       eager_second_call_compiles=counter.compiles)
-        rows.append(row)
+        first, second = make_args(1), make_args(2)
+        # The first call compiles whatever it needs; the second, with new values of the
+        # same shapes, must reuse all of it.
+        jax.block_until_ready(fn(*first))
+        with _CompileCounter() as counter:
+            jax.block_until_ready(fn(*second))
+        rows.append(
+            _row(
+                "retrace",
+                name,
+                "jaxkl eager",
+                eager_second_call_traces=counter.traces,
+                eager_second_call_compiles=counter.compiles,
+            )
+        )
     return {"rows": rows}
 
 
@@ -916,19 +1140,33 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
         if not pts:
             continue
         mb = [r["bytes_in"] / 1e6 for r in pts]
-        ax_gbs.scatter(mb, [r["throughput"] for r in pts], color=color, marker=marker,
-                       label=label)
-        ax_frac.scatter(mb, [r["fraction"] for r in pts], color=color, marker=marker,
-                        label=label)
+        ax_gbs.scatter(mb, [r["throughput"] for r in pts], color=color, marker=marker, label=label)
+        ax_frac.scatter(mb, [r["fraction"] for r in pts], color=color, marker=marker, label=label)
     if analytic:
         ceil = sorted(analytic, key=lambda r: r["bytes_in"])
-        ax_gbs.plot([r["bytes_in"] / 1e6 for r in ceil], [r["ceiling"] for r in ceil],
-                    color="0.5", ls="--", lw=1, label="read ceiling (same bytes, same run)")
+        ax_gbs.plot(
+            [r["bytes_in"] / 1e6 for r in ceil],
+            [r["ceiling"] for r in ceil],
+            color="0.5",
+            ls="--",
+            lw=1,
+            label="read ceiling (same bytes, same run)",
+        )
     tg = cfg["targets"]
-    ax_frac.axhline(tg["gaussian_of_read"], color="C1", ls=":", lw=1,
-                    label=f"target Gaussian {tg['gaussian_of_read']}")
-    ax_frac.axhline(tg["categorical_of_read"], color="C3", ls=":", lw=1,
-                    label=f"target Categorical {tg['categorical_of_read']}")
+    ax_frac.axhline(
+        tg["gaussian_of_read"],
+        color="C1",
+        ls=":",
+        lw=1,
+        label=f"target Gaussian {tg['gaussian_of_read']}",
+    )
+    ax_frac.axhline(
+        tg["categorical_of_read"],
+        color="C3",
+        ls=":",
+        lw=1,
+        label=f"target Categorical {tg['categorical_of_read']}",
+    )
     for ax in (ax_gbs, ax_frac):
         ax.set_xscale("log")
         ax.set_xlabel("parameter bytes read per call (MB)")
@@ -941,14 +1179,18 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
     ax_frac.set_title("(b) analytic KL / read ceiling")
     ax_frac.legend(fontsize=7)
 
-    mc = [r for r in _rows(records, "monte_carlo") + _rows(records, "peers")
-          if r.get("unit") == "M sample-dims/s" and r.get("throughput")]
+    mc = [
+        r
+        for r in _rows(records, "monte_carlo") + _rows(records, "peers")
+        if r.get("unit") == "M sample-dims/s" and r.get("throughput")
+    ]
     if mc:
         top = max(r["count"] for r in mc)
         mc = [r for r in mc if r["count"] == top]
         ceiling = _median([r["ceiling"] for r in mc])
         labels = ["RNG ceiling (threefry)"] + [
-            r["workload"] + (" · " + r["impl"] if r["impl"] != "jaxkl" else "") for r in mc]
+            r["workload"] + (" · " + r["impl"] if r["impl"] != "jaxkl" else "") for r in mc
+        ]
         values = [ceiling] + [r["throughput"] for r in mc]
         colors = ["0.6"] + ["C0" if r["section"] == "monte_carlo" else "C4" for r in mc]
         ys = np.arange(len(values))[::-1]
@@ -956,8 +1198,13 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
         ax_mc.set_yticks(ys, labels, fontsize=7)
         for y, val, r in zip(ys[1:], values[1:], mc, strict=True):
             ax_mc.text(val, y, f" {r['fraction']:.2f}", va="center", fontsize=7)
-        ax_mc.axvline(tg["mc_of_rng"] * ceiling, color="k", ls=":", lw=1,
-                      label=f"{tg['mc_of_rng']} × RNG ceiling")
+        ax_mc.axvline(
+            tg["mc_of_rng"] * ceiling,
+            color="k",
+            ls=":",
+            lw=1,
+            label=f"{tg['mc_of_rng']} × RNG ceiling",
+        )
         b, n, d = mc[0]["batch"], mc[0]["samples"], mc[0]["event"]
         ax_mc.set_title(f"(c) Monte Carlo, B={b}, N={n}, D={d} (label: / ceiling)")
         ax_mc.legend(fontsize=7, loc="lower right")
@@ -974,8 +1221,13 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
                 xs.append(j + (i - (len(options) - 1) / 2) * width)
                 gains.append(row["gain"])
         ax_var.bar(xs, gains, width=width, label=option, color=f"C{i}")
-    ax_var.axhline(tg["close_pair_gain"], color="k", ls=":", lw=1,
-                   label=f"goal {tg['close_pair_gain']:g}× (close pair)")
+    ax_var.axhline(
+        tg["close_pair_gain"],
+        color="k",
+        ls=":",
+        lw=1,
+        label=f"goal {tg['close_pair_gain']:g}× (close pair)",
+    )
     ax_var.axhline(1.0, color="0.5", lw=0.8)
     ax_var.set_xticks(range(len(PAIRS)), [_pair_label(records, p) for p in PAIRS], fontsize=8)
     ax_var.set_yscale("log")
@@ -1030,8 +1282,11 @@ def report_markdown(records, targets, cfg, *, wall: float, gpu: bool) -> str:
         "",
         f"jax {env['jax']} on {env['devices']} ({env['cpus']} CPUs), float32, "
         f"study wall time {wall:.0f} s. "
-        + ("A GPU was available for this run." if gpu else "No GPU was available for this run;"
-           " every figure below is CPU-only."),
+        + (
+            "A GPU was available for this run."
+            if gpu
+            else "No GPU was available for this run; every figure below is CPU-only."
+        ),
         "",
         "Every speed is a ratio to a ceiling timed in the same process, back to back with it "
         "in each repeat (median of the per-repeat ratios): the **read ceiling** is the faster "
@@ -1060,6 +1315,7 @@ def report_markdown(records, targets, cfg, *, wall: float, gpu: bool) -> str:
     out += _analytic_report(records)
     out += _mc_report(records)
     out += _peers_report(records)
+    out += _anatomy_report(records)
     out += _knn_report(records)
     out += _variance_report(records, cfg)
     out += _retrace_report(records)
@@ -1089,8 +1345,19 @@ def _analytic_report(records) -> list[str]:
             extra = f"{r['fraction_of_stream']:.2f} of read-4-write-1"
         if r.get("gflops") is not None:
             extra = f"{r['gflops']:.1f} GFLOP/s"
-        body.append([r["workload"], r["batch"], r["event"], _mb(r["bytes_in"]),
-                     r["throughput"], r["ceiling"], r["fraction"], r.get("compile_s"), extra])
+        body.append(
+            [
+                r["workload"],
+                r["batch"],
+                r["event"],
+                _mb(r["bytes_in"]),
+                r["throughput"],
+                r["ceiling"],
+                r["fraction"],
+                r.get("compile_s"),
+                extra,
+            ]
+        )
     return [
         "## Analytic KL",
         "",
@@ -1099,8 +1366,20 @@ def _analytic_report(records) -> list[str]:
         "its last column compares it with a jitted `a + b + c + d` over the same arrays "
         "(the same read-4-write-1 traffic).",
         "",
-        _table(["kernel", "B", "event", "MB in", "GB/s", "read ceiling GB/s", "fraction",
-                "compile s", "note"], body),
+        _table(
+            [
+                "kernel",
+                "B",
+                "event",
+                "MB in",
+                "GB/s",
+                "read ceiling GB/s",
+                "fraction",
+                "compile s",
+                "note",
+            ],
+            body,
+        ),
         "",
     ]
 
@@ -1109,8 +1388,19 @@ def _mc_report(records) -> list[str]:
     rows = _rows(records, "monte_carlo")
     if not rows:
         return []
-    body = [[r["workload"], r["batch"], r["samples"], r["event"], r["throughput"],
-             r["ceiling"], r["fraction"], r.get("compile_s")] for r in rows]
+    body = [
+        [
+            r["workload"],
+            r["batch"],
+            r["samples"],
+            r["event"],
+            r["throughput"],
+            r["ceiling"],
+            r["fraction"],
+            r.get("compile_s"),
+        ]
+        for r in rows
+    ]
     return [
         "## Monte Carlo",
         "",
@@ -1118,8 +1408,10 @@ def _mc_report(records) -> list[str]:
         "draws from a proposal and computes ESS and PSIS k̂ (a sort of the N log weights per "
         "batch member), so its ratio is not a target.",
         "",
-        _table(["estimator", "B", "N", "D", "M sample-dims/s", "RNG ceiling", "fraction",
-                "compile s"], body),
+        _table(
+            ["estimator", "B", "N", "D", "M sample-dims/s", "RNG ceiling", "fraction", "compile s"],
+            body,
+        ),
         "",
     ]
 
@@ -1128,8 +1420,18 @@ def _peers_report(records) -> list[str]:
     rec = records.get("peers")
     if rec is None:
         return []
-    body = [[r["workload"], r["impl"], r.get("throughput"), r.get("unit"), r.get("ceiling"),
-             r.get("fraction"), r.get("note")] for r in rec["rows"]]
+    body = [
+        [
+            r["workload"],
+            r["impl"],
+            r.get("throughput"),
+            r.get("unit"),
+            r.get("ceiling"),
+            r.get("fraction"),
+            r.get("note"),
+        ]
+        for r in rec["rows"]
+    ]
     status = ", ".join(f"{k}: {v}" for k, v in rec["status"].items())
     return [
         "## Same workload, other implementations",
@@ -1138,8 +1440,10 @@ def _peers_report(records) -> list[str]:
         "this script). The textbook formulas are the hand-written baselines of PEERS.md; "
         "they lose all precision when the scales are close (see the report of seed_cases).",
         "",
-        _table(["workload", "implementation", "throughput", "unit", "ceiling", "fraction",
-                "note"], body),
+        _table(
+            ["workload", "implementation", "throughput", "unit", "ceiling", "fraction", "note"],
+            body,
+        ),
         "",
     ]
 
@@ -1148,9 +1452,22 @@ def _knn_report(records) -> list[str]:
     rows = _rows(records, "knn")
     if not rows:
         return []
-    body = [[r["batch"], r["event"], r.get("seconds"), r.get("throughput"), r.get("value"),
-             r.get("exact"), _mb(r.get("xla_peak_bytes")), _mb(r.get("rss_peak_growth_bytes")),
-             r.get("note")] for r in rows]
+    body = [
+        [
+            r["batch"],
+            r["event"],
+            r.get("seconds"),
+            r.get("timed_calls"),
+            r.get("throughput"),
+            r.get("value"),
+            r.get("stderr"),
+            r.get("exact"),
+            _mb(r.get("xla_peak_bytes")),
+            _mb(r.get("rss_peak_growth_bytes")),
+            r.get("note"),
+        ]
+        for r in rows
+    ]
     return [
         "## k-nearest-neighbour KL",
         "",
@@ -1160,8 +1477,22 @@ def _knn_report(records) -> list[str]:
         "high-water mark (`ru_maxrss`) since the section began — sizes run in increasing "
         "order, so each is the peak up to that size.",
         "",
-        _table(["n = m", "d", "s per call", "M pairs/s", "estimate", "exact", "XLA peak MB",
-                "RSS peak growth MB", "note"], body),
+        _table(
+            [
+                "n = m",
+                "d",
+                "s per call",
+                "timed calls",
+                "M pairs/s",
+                "estimate",
+                "stderr",
+                "exact",
+                "XLA peak MB",
+                "RSS peak growth MB",
+                "note",
+            ],
+            body,
+        ),
         "",
     ]
 
@@ -1171,10 +1502,24 @@ def _variance_report(records, cfg) -> list[str]:
     if rec is None:
         return []
     v = cfg["variance"]
-    body = [[r["workload"], r["impl"], r.get("exact"), r.get("mean"), r.get("z"),
-             r.get("unbiased"), r.get("variance"), r.get("mean_reported_stderr"),
-             r.get("replicate_sd"), None if r.get("seconds") is None else r["seconds"] * 1e6,
-             r.get("variance_ratio"), r.get("gain"), r.get("note")] for r in rec["rows"]]
+    body = [
+        [
+            r["workload"],
+            r["impl"],
+            r.get("exact"),
+            r.get("mean"),
+            r.get("z"),
+            r.get("unbiased"),
+            r.get("variance"),
+            r.get("mean_reported_stderr"),
+            r.get("replicate_sd"),
+            None if r.get("seconds") is None else r["seconds"] * 1e6,
+            r.get("variance_ratio"),
+            r.get("gain"),
+            r.get("note"),
+        ]
+        for r in rec["rows"]
+    ]
     return [
         "## Variance reduction: precision per second",
         "",
@@ -1186,49 +1531,103 @@ def _variance_report(records, cfg) -> list[str]:
         "`reported stderr` is the mean of the estimator's own stderr, to compare with "
         "the replicate sd. Gains are against plain k1 on the same pair.",
         "",
-        _table(["pair", "option", "exact KL", "mean", "z", "unbiased", "variance",
-                "reported stderr", "replicate sd", "µs / estimate", "variance ÷",
-                "precision/s gain", "note"], body),
+        _table(
+            [
+                "pair",
+                "option",
+                "exact KL",
+                "mean",
+                "z",
+                "unbiased",
+                "variance",
+                "reported stderr",
+                "replicate sd",
+                "µs / estimate",
+                "variance ÷",
+                "precision/s gain",
+                "note",
+            ],
+            body,
+        ),
         "",
     ]
 
 
+def _compiled_rows(records) -> list[dict]:
+    """Rows of compiled jaxkl kernels (one per kernel and shape; variance: one per option)."""
+    out, seen = [], set()
+    for sec in ("knn", "analytic", "monte_carlo", "peers", "variance"):
+        for r in _rows(records, sec):
+            if r.get("compile_s") is None or not r["impl"].startswith(("jaxkl", "k1", "k3")):
+                continue
+            name = r["impl"] if sec in ("peers", "variance") else r["workload"]
+            key = (sec, name, r.get("batch"), r.get("event"), r.get("samples"))
+            if sec == "variance":
+                key = (sec, name)
+            if key not in seen:
+                seen.add(key)
+                out.append({**r, "kernel": f"mc_kl {name}" if sec == "variance" else name})
+    return out
+
+
 def _retrace_report(records) -> list[str]:
-    rows = _rows(records, "retrace")
-    compile_rows = [r for sec in ("analytic", "monte_carlo", "knn")
-                    for r in _rows(records, sec) if r.get("compile_s") is not None]
+    compiled = _compiled_rows(records)
     out = []
-    if rows:
-        body = [[r["workload"], r.get("traces"), r.get("retraces"),
-                 r.get("eager_second_call_traces"), r.get("eager_second_call_compiles"),
-                 r.get("note")] for r in rows]
+    if compiled:
+        by: dict[str, list] = {}
+        for r in compiled:
+            by.setdefault(r["kernel"], []).append(r)
+        body = []
+        for name, rs in by.items():
+            checked = [r for r in rs if "retraces" in r]
+            body.append(
+                [
+                    name,
+                    len(rs),
+                    _median([r["trace_s"] for r in rs]),
+                    _median([r["compile_s"] for r in rs]),
+                    max(r["compile_s"] for r in rs),
+                    max((r["traces"] for r in checked), default=None),
+                    sum(r["retraces"] for r in checked) if checked else None,
+                    max(r["xla_fusions"] for r in rs),
+                ]
+            )
         out += [
-            "## Retracing",
+            "## Compile time and retracing",
             "",
-            "Two calls with equal shapes and different values: traces of the jitted "
-            "function (1 = no retrace), and traces/compiles that `jax.monitoring` reports "
-            "during the second *eager* call of the same public function (0 = everything "
-            "reused).",
+            "Per kernel over the shapes measured: trace+lower and XLA compile seconds; "
+            "`traces` counts how often the Python function was traced over the ahead-of-time "
+            "compile and two later calls of its `jax.jit` wrapper with the same arguments "
+            "(1 = compiled once, never retraced); `retraces` sums the traces those calls "
+            "added; `fusions` is the number of fused loops XLA launches per call.",
             "",
-            _table(["function", "jit traces", "retraces", "eager 2nd-call traces",
-                    "eager 2nd-call compiles", "note"], body),
+            _table(
+                [
+                    "kernel",
+                    "shapes",
+                    "trace+lower s",
+                    "compile s (median)",
+                    "compile s (max)",
+                    "traces",
+                    "retraces",
+                    "fusions",
+                ],
+                body,
+            ),
             "",
         ]
-    if compile_rows:
-        by = {}
-        for r in compile_rows:
-            by.setdefault(r["workload"], []).append(r)
-        body = [[wl, len(rs), _median([r["trace_s"] for r in rs]),
-                 _median([r["compile_s"] for r in rs]), max(r["compile_s"] for r in rs)]
-                for wl, rs in by.items()]
+    rows = _rows(records, "retrace")
+    if rows:
+        body = [
+            [r["workload"], r.get("eager_second_call_traces"), r.get("eager_second_call_compiles")]
+            for r in rows
+        ]
         out += [
-            "## Compile time",
+            "Eager use (no `jit` around the call): traces and compiles that "
+            "`jax.monitoring` reports during the second of two calls with equal shapes and "
+            "new values (0 and 0 = everything reused).",
             "",
-            "Per kernel and shape: trace+lower and XLA compile seconds "
-            "(medians over the sizes measured).",
-            "",
-            _table(["kernel", "shapes", "trace+lower s", "compile s (median)",
-                    "compile s (max)"], body),
+            _table(["function", "eager 2nd-call traces", "eager 2nd-call compiles"], body),
             "",
         ]
     return out
@@ -1252,8 +1651,9 @@ def readme_section(records, targets, cfg) -> str:
     ]
     for t in targets:
         val = t["measured"]
-        shown = "—" if val is None else (f"{val:.1f}×" if "precision" in t["target"]
-                                          else f"{val:.2f}")
+        shown = (
+            "—" if val is None else (f"{val:.1f}×" if "precision" in t["target"] else f"{val:.2f}")
+        )
         goal = f"{t['goal']:g}×" if "precision" in t["target"] else f"≥ {t['goal']:g}"
         lines.append(f"| {t['target']} ({t['what']}) | {shown} | {goal} |")
     lines += [
@@ -1268,55 +1668,129 @@ def readme_section(records, targets, cfg) -> str:
     return "\n".join(lines)
 
 
+def _anatomy_report(records) -> list[str]:
+    rows = _rows(records, "anatomy")
+    if not rows:
+        return []
+    body = [
+        [
+            r["impl"],
+            r["ns_per_element"],
+            r["throughput"],
+            r["fraction"],
+            r["xla_fusions"],
+            r["xla_fused_ops"],
+            _mb(r["xla_temp_bytes"]),
+        ]
+        for r in rows
+    ]
+    b, d = rows[0]["batch"], rows[0]["event"]
+    return [
+        "## Anatomy: what XLA charges per element",
+        "",
+        f"Probes on one float32 [{b}, {d}] array (its read ceiling as above). `fusions` is "
+        "the number of fused loops XLA launches, `HLO ops` the operations inside them, "
+        "`temp MB` the intermediates it materialises.",
+        "",
+        _table(
+            ["probe", "ns / element", "GB/s", "fraction of read", "fusions", "HLO ops", "temp MB"],
+            body,
+        ),
+        "",
+    ]
+
+
 def _bounds_report(records, targets, cfg) -> list[str]:
-    """What limits each missed target, from the diagnostic rows of this same run."""
+    """What limits each missed target, in numbers from this same run."""
     out = ["## What bounds the figures", ""]
-    missed = [t for t in targets if t["met"] is False]
-    if not missed:
+    if not [t for t in targets if t["met"] is False]:
         out += ["Every target was met in this run.", ""]
+    probe = {r["impl"]: r for r in _rows(records, "anatomy")}
     peers = {r["impl"]: r for r in _rows(records, "peers") if r.get("fraction") is not None}
-    kernel = peers.get("jaxkl.analytic.mvn_diag")
+    diag = _largest(_rows(records, "analytic", "mvn_diag"))
     textbook = peers.get("jax textbook formula (jit)")
-    if kernel and textbook:
+    if diag:
+        line = (
+            f"* **Gaussian reductions (MVNDiag, B={diag['batch']}, D={diag['event']}): "
+            f"{diag['fraction']:.2f} of the read ceiling.** XLA:CPU compiles the kernel into "
+            f"{diag['xla_fusions']} fused loop(s) with {diag['xla_fused_ops']} HLO ops and "
+            f"{_mb(diag['xla_temp_bytes']):.0f} MB of materialised [B, D] intermediates."
+        )
+        if textbook:
+            line += (
+                f" The textbook formula on the same arrays ({textbook['xla_fused_ops']} ops, "
+                f"{textbook['xla_fusions']} loop) reaches {textbook['fraction']:.2f} — but "
+                "loses all precision when the scales are close."
+            )
+        out.append(line)
+    keys = (
+        "row sum: sum(x, -1)",
+        "row sum of 1 log: sum(log x, -1)",
+        "row sum of 11 multiply-adds",
+        "row sum of a select: sum(where(x > 1, x, -x), -1)",
+        "row sum of sign(x - 1)",
+    )
+    if all(k in probe for k in keys):
+        base, log1, fma, sel, sgn = (probe[k] for k in keys)
+        per_op = (fma["ns_per_element"] - base["ns_per_element"]) / 11
         out.append(
-            f"* Analytic Gaussian kernels: on the same arrays, jaxkl's MVNDiag kernel reaches "
-            f"{kernel['fraction']:.2f} of the read ceiling and the textbook formula "
-            f"{textbook['fraction']:.2f}. Both read the same bytes once (XLA fuses each into "
-            "one loop), so the gap to the ceiling is arithmetic per element, not memory "
-            "traffic or dispatch: the accurate form evaluates log1p, two logs, expm1 and "
-            "a degree-12 series per coordinate (a `jnp.where` evaluates both branches), "
-            "where a pure read needs none."
+            f"  Why: the row reduction runs as XLA:CPU's library fusion (`__ynn_fusion`), "
+            f"which evaluates the fused elementwise graph op by op: a plain row sum costs "
+            f"{base['ns_per_element']:.2f} ns/element ({base['fraction']:.2f} of the read "
+            f"ceiling), one log {log1['ns_per_element']:.2f}, eleven multiply-adds "
+            f"{fma['ns_per_element']:.2f} (≈ {per_op:.2f} ns per extra op), `sign` "
+            f"{sgn['ns_per_element']:.2f}. A `jnp.where` cannot join that fusion at all: the "
+            f"select probe needs {sel['xla_fusions']} loops and "
+            f"{_mb(sel['xla_temp_bytes']):.0f} MB of temporaries "
+            f"({sel['ns_per_element']:.2f} ns/element). The accurate scale term "
+            "(½·expm1(2t) − t with a series branch, log(a/b) with a log1p branch) is "
+            "several dozen ops and two selects, so the kernel is bound by per-op cost and "
+            "by the materialised branches, not by memory bandwidth or dispatch."
         )
     normal = _largest(_rows(records, "analytic", "normal"))
     if normal and normal.get("fraction_of_stream") is not None:
+        mapped = probe.get("elementwise map (writes [B, D]): x + 1")
+        extra = (
+            ""
+            if mapped is None
+            else (
+                f"; even `x + 1` over one such array runs at {mapped['fraction']:.2f} of the read "
+                "ceiling, because every call writes a freshly allocated output"
+            )
+        )
         out.append(
-            f"* Normal is elementwise: it writes one output per four inputs. Against a "
-            f"jitted read-4-write-1 stream over the same arrays it reaches "
-            f"{normal['fraction_of_stream']:.2f}; the stream itself is "
-            f"{normal['stream_gbs'] / normal['ceiling']:.2f} of the read ceiling."
+            f"* **Normal ({normal['fraction']:.2f} of the read ceiling)** is elementwise: it "
+            f"writes one float per four read. A jitted `(a + b) + (c + d)` over the same "
+            f"arrays — the same traffic, no arithmetic — reaches "
+            f"{normal['stream_gbs'] / normal['ceiling']:.2f} of the read ceiling and the "
+            f"kernel {normal['fraction_of_stream']:.2f} of that stream{extra}. The read "
+            "ceiling is not attainable for any kernel that writes [B, D]."
         )
     cat = [r for r in _rows(records, "analytic", "categorical") if r.get("fraction")]
     if cat:
         big = max(cat, key=lambda r: r["event"])
         out.append(
-            f"* Categorical (K={big['event']}): {big['fraction']:.2f} of the read ceiling. "
-            "The kernel needs log-softmax of both rows (a max and a sum of exps per row) "
-            "before the KL sum, i.e. several passes over each row with an exp per element "
-            "and pass."
+            f"* **Categorical (K={big['event']}): {big['fraction']:.2f} of the read "
+            f"ceiling.** {big['xla_fusions']} fused loops, {big['xla_fused_ops']} HLO ops "
+            f"and {_mb(big['xla_temp_bytes']):.0f} MB of intermediates: two log-softmaxes "
+            "(a max and a sum of exps per row each), the support masks (selects) and the "
+            "log1p/logsumexp switch each cost a pass over [B, K]."
         )
-    mc = _largest(_rows(records, "monte_carlo", "mc_kl_k1"), key="count")
-    if mc:
-        out.append(
-            f"* mc_kl k1 reaches {mc['fraction']:.2f} of the RNG ceiling at "
-            f"B={mc['batch']}, N={mc['samples']}, D={mc['event']}: drawing the normals "
-            "(threefry + inverse-erf) dominates; what remains is the two log densities."
-        )
+    for est in ("k1", "k3"):
+        mc = _largest(_rows(records, "monte_carlo", f"mc_kl_{est}"), key="count")
+        if mc:
+            out.append(
+                f"* **mc_kl {est}: {mc['fraction']:.2f} of the RNG ceiling** (B={mc['batch']}, "
+                f"N={mc['samples']}, D={mc['event']}). Drawing the normals (threefry bits, "
+                "then the inverse error function) is most of the time; the rest is the two "
+                "log densities and the mean and stderr."
+            )
     rbg = peers.get("jaxkl.mc_kl k1, unsafe_rbg key")
     if rbg:
         out.append(
-            f"* The same mc_kl call with an `unsafe_rbg` key runs at {rbg['throughput']:.0f} "
-            f"M sample-dims/s ({rbg['fraction']:.2f} of the threefry ceiling): the PRNG, not "
-            "jaxkl, is the bound."
+            f"* The same `mc_kl` call given an `unsafe_rbg` key runs at "
+            f"{rbg['throughput']:.0f} M sample-dims/s, {rbg['fraction']:.2f} × the threefry "
+            "ceiling: the generator, not jaxkl, sets the pace of Monte Carlo."
         )
     out.append("")
     return out
@@ -1329,6 +1803,7 @@ RUNNERS = {
     "analytic": run_analytic,
     "monte_carlo": run_monte_carlo,
     "peers": run_peers,
+    "anatomy": run_anatomy,
     "variance": run_variance,
     "retrace": run_retrace,
 }
@@ -1365,31 +1840,56 @@ def evaluate_targets(records: dict[str, Any], cfg: dict[str, Any]) -> list[dict[
 
     def add(name, row, measured_key, target, what):
         measured = None if row is None else row.get(measured_key)
-        out.append({
-            "target": name, "what": what, "goal": target, "measured": measured,
-            "met": None if measured is None else bool(measured >= target),
-        })
+        out.append(
+            {
+                "target": name,
+                "what": what,
+                "goal": target,
+                "measured": measured,
+                "met": None if measured is None else bool(measured >= target),
+            }
+        )
 
     an = records.get("analytic")
     if an is not None:
         for wl, label in (("normal", "Normal"), ("mvn_diag", "MultivariateNormalDiag")):
             row = _largest(_rows(records, "analytic", wl))
-            add(f"analytic {label}", row, "fraction", tg["gaussian_of_read"],
-                _size_label(row, "of the read ceiling"))
+            add(
+                f"analytic {label}",
+                row,
+                "fraction",
+                tg["gaussian_of_read"],
+                _size_label(row, "of the read ceiling"),
+            )
         cat = [r for r in _rows(records, "analytic", "categorical") if r.get("fraction")]
         row = max(cat, key=lambda r: r["event"]) if cat else None
-        add("analytic Categorical", row, "fraction", tg["categorical_of_read"],
-            _size_label(row, "of the read ceiling", categorical=True))
+        add(
+            "analytic Categorical",
+            row,
+            "fraction",
+            tg["categorical_of_read"],
+            _size_label(row, "of the read ceiling", categorical=True),
+        )
     if records.get("monte_carlo") is not None:
         for est in cfg["monte_carlo"]["estimators"]:
             row = _largest(_rows(records, "monte_carlo", f"mc_kl_{est}"), key="count")
-            add(f"mc_kl {est}", row, "fraction", tg["mc_of_rng"],
-                _size_label(row, "of the RNG ceiling"))
+            add(
+                f"mc_kl {est}",
+                row,
+                "fraction",
+                tg["mc_of_rng"],
+                _size_label(row, "of the RNG ceiling"),
+            )
     if records.get("variance") is not None:
         close = [r for r in _rows(records, "variance", "close") if r.get("gain") is not None]
         best = max(close, key=lambda r: r["gain"]) if close else None
-        add("precision per second, close pair", best, "gain", tg["close_pair_gain"],
-            "best option over plain k1" + (f" ({best['impl']})" if best else ""))
+        add(
+            "precision per second, close pair",
+            best,
+            "gain",
+            tg["close_pair_gain"],
+            "best option over plain k1" + (f" ({best['impl']})" if best else ""),
+        )
     return out
 
 
@@ -1421,9 +1921,7 @@ def main(argv=None) -> Path:
     devices = [d.platform for d in jax.devices()]
     gpu = any(p in ("gpu", "cuda", "rocm") for p in devices)
     rows = [r for rec in records.values() for r in rec["rows"]]
-    run.write_metrics(
-        [{k: r.get(k) for k in COLUMNS} for r in rows], columns=COLUMNS
-    )
+    run.write_metrics([{k: r.get(k) for k in COLUMNS} for r in rows], columns=COLUMNS)
     run.write_figure("throughput.png", figure(records, cfg), dpi=cfg["plot"]["dpi"])
     run.write_report(report_markdown(records, targets, cfg, wall=wall, gpu=gpu))
     run.write_text("README_SECTION.md", readme_section(records, targets, cfg))

@@ -72,13 +72,15 @@ class Beta(Distribution):
         At x = 0 the value is +inf for a < 1, log b for a = 1 and −inf for a > 1 (and the
         same at x = 1 with the roles of a and b swapped).
         """
-        x, a, b = jnp.broadcast_arrays(
-            jnp.asarray(x, self.dtype), self.concentration1, self.concentration0
+        x, a, b, log_norm = jnp.broadcast_arrays(
+            jnp.asarray(x, self.dtype),
+            self.concentration1,
+            self.concentration0,
+            _log_beta(self._stacked()),
         )
         inside = (x >= 0) & (x <= 1)
         # Double where: the log terms are NaN outside [0, 1] and would poison gradients.
         xs = jnp.where(inside, x, 0.5)
-        log_norm = _log_beta(jnp.stack([a, b], axis=-1))
         lp = xlogy(a - 1.0, xs) + xlog1py(b - 1.0, -xs) - log_norm
         return jnp.where(inside, lp, -jnp.inf)
 

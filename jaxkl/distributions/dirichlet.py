@@ -76,7 +76,8 @@ class Dirichlet(Distribution):
         inside = jnp.all((x >= 0) & (x <= 1), axis=-1)
         # Double where: xlogy is NaN for negative x and would poison gradients.
         xs = jnp.where((x >= 0) & (x <= 1), x, 0.5)
-        lp = jnp.sum(xlogy(conc - 1.0, xs), axis=-1) - _log_beta(conc)
+        unnormalised = jnp.sum(xlogy(conc - 1.0, xs), axis=-1)
+        lp = unnormalised - jnp.broadcast_to(_log_beta(self.concentration), unnormalised.shape)
         return jnp.where(inside, lp, -jnp.inf)
 
     def entropy(self):

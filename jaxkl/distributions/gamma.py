@@ -99,7 +99,7 @@ class Gamma(Distribution):
 # Stirling series below does that subtraction analytically instead of in floating point.
 
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-# Above this argument the Stirling series (7 terms) is exact to < 1e-16 relative.
+# From this argument on, the Stirling series truncated after 7 terms is off by < 1e-16.
 _STIRLING_MIN = 10.0
 # B_2k / (2k (2k − 1)) for k = 1..7: the coefficients of x^−(2k−1) in the correction.
 _STIRLING = (

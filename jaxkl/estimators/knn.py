@@ -28,6 +28,8 @@ __all__ = ["knn_kl"]
 _DEFAULT_BLOCK = (256, 4096)
 # Coordinates summed in one fused loop; beyond this a scan over chunks keeps programs small.
 _UNROLL = 16
+import os
+UNROLL_SCAN = int(os.environ.get("US", "1"))
 
 
 def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLOCK) -> Estimate:
@@ -230,7 +232,7 @@ def _knn_search(q, r, k: int, row_block: int, col_block: int):
         v = jnp.pad(v, ((0, count * size - v.shape[0]), (0, 0)))
         return jnp.swapaxes(v.reshape(count, size, d), 1, 2)
 
-    q_tiles, r_tiles = tiles(q, bq, nq), tiles(r, br, nr)
+    q_tiles, r_tiles = lax.optimization_barrier((tiles(q, bq, nq), tiles(r, br, nr)))
     starts = jnp.arange(nr, dtype=jnp.int32) * br
     cols = jnp.arange(br, dtype=jnp.int32)
     no_candidate = jnp.array(-jnp.inf, q.dtype)
@@ -239,7 +241,7 @@ def _knn_search(q, r, k: int, row_block: int, col_block: int):
         def step(carry, tile):
             best_neg, best_idx, zeros = carry
             rt, start = tile
-            d2 = _sum_sq_diff(qt[:, :, None], rt[:, None, :])  # [bq, br]
+            d2 = lax.optimization_barrier(_sum_sq_diff(qt[:, :, None], rt[:, None, :]))  # [bq, br]
             real = jnp.broadcast_to((start + cols < m)[None, :], d2.shape)
             zeros = zeros + jnp.sum((d2 == 0) & real, axis=1, dtype=jnp.int32)
             # top_k finds the largest, so negate: the k smallest positive distances.
@@ -256,7 +258,7 @@ def _knn_search(q, r, k: int, row_block: int, col_block: int):
             jnp.zeros((bq, k), jnp.int32),
             jnp.zeros((bq,), jnp.int32),
         )
-        (_, idx, zeros), _ = lax.scan(step, init, (r_tiles, starts))
+        (_, idx, zeros), _ = lax.scan(step, init, (r_tiles, starts), unroll=UNROLL_SCAN)
         return idx, zeros
 
     idx, zeros = lax.map(row_block_search, q_tiles)

@@ -58,7 +58,9 @@ def gradient_stats(loss_fn, params, key, num_replicates: int, *args) -> Gradient
       0.0
     """
     if not isinstance(num_replicates, int | np.integer) or isinstance(num_replicates, bool):
-        raise TypeError(f"gradient_stats: num_replicates must be a Python int; got {num_replicates}")
+        raise TypeError(
+            f"gradient_stats: num_replicates must be a Python int; got {num_replicates}"
+        )
     if num_replicates < 2:
         raise ValueError(f"gradient_stats: num_replicates must be >= 2; got {num_replicates}")
     key = as_key(key)

@@ -47,6 +47,21 @@ class FitResult(NamedTuple):
     metrics: Any = None
 
 
+def _strong(tree):
+    """Arrays with their weak types made strong (Python scalars become float32/int32 arrays).
+
+    A weakly typed input (``jnp.asarray(0.0)``) comes back from an optimiser update strongly
+    typed; fixing the types up front keeps a jitted step from tracing again on its second
+    call.
+    """
+
+    def fix(x):
+        x = jnp.asarray(x)
+        return jnp.asarray(x, dtype=x.dtype) if x.weak_type else x
+
+    return jax.tree_util.tree_map(fix, tree)
+
+
 def _value_and_grad(loss_fn: LossFn, params, key, args):
     static = {}
 
@@ -83,10 +98,12 @@ def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
 
     Returns:
       ``step(params, opt_state, key, *args) -> (params, opt_state, estimate)``, jitted; it
-      is traced once per set of argument shapes.
+      is traced once per set of argument shapes and dtypes (weakly typed inputs such as
+      Python floats are made strong first, so the step's own outputs fit the same trace;
+      pass keys of one kind, e.g. always typed keys, to avoid a second trace).
 
     Example:
-      >>> import jax.numpy as jnp, optax, jaxkl
+      >>> import jax, jax.numpy as jnp, optax, jaxkl
       >>> from jaxkl.fit import make_step, reverse_kl
       >>> p = jaxkl.Normal(2.0, 1.0)
       >>> loss = lambda m, key: reverse_kl(key, jaxkl.Normal(m, 1.0), p, 16)
@@ -98,11 +115,14 @@ def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
     """
 
     @jax.jit
-    def step(params, opt_state, key, *args):
+    def compiled(params, opt_state, key, *args):
         est, grads, static = _value_and_grad(loss_fn, params, as_key(key), args)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         est = est._replace(**static) if static else est
         return optax.apply_updates(params, updates), opt_state, est
+
+    def step(params, opt_state, key, *args):
+        return compiled(_strong(params), _strong(opt_state), key, *args)
 
     return step
 
@@ -157,7 +177,7 @@ def fit(
     if num_steps < 1:
         raise ValueError(f"fit: num_steps must be >= 1; got {num_steps}")
     key = as_key(key)
-    params = jax.tree_util.tree_map(jnp.asarray, params)
+    params = _strong(params)
     opt_state = optimizer.init(params)
     static: dict[str, Any] = {}
 

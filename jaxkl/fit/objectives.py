@@ -21,6 +21,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from jaxkl._keys import as_key
+from jaxkl._shapes import broadcast_named
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import Estimate, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.monte_carlo import kl_from_log_probs, mc_kl
@@ -55,14 +56,17 @@ def _check_num_samples(where: str, num_samples, minimum: int = 1) -> None:
         raise ValueError(f"{where}: num_samples must be >= {minimum}; got {num_samples}")
 
 
-def _broadcast_pair(where: str, a: jax.Array, b: jax.Array) -> tuple[jax.Array, jax.Array]:
-    try:
-        shape = np.broadcast_shapes(a.shape, b.shape)
-    except ValueError:
-        raise ValueError(
-            f"{where}: log p(x) has shape {b.shape}, which does not match log q(x) {a.shape}"
-        ) from None
-    return jnp.broadcast_to(a, shape), jnp.broadcast_to(b, shape)
+def _batch_of(where: str, q: Distribution, p) -> tuple[int, ...]:
+    """broadcast(q.batch_shape, p.batch_shape) when p is a distribution, else q's."""
+    batch = tuple(q.batch_shape)
+    if isinstance(p, Distribution):
+        try:
+            batch = tuple(np.broadcast_shapes(batch, tuple(p.batch_shape)))
+        except ValueError:
+            raise ValueError(
+                f"{where}: batch shapes of q {batch} and p {tuple(p.batch_shape)} do not broadcast"
+            ) from None
+    return batch
 
 
 def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "reparam") -> Estimate:
@@ -124,12 +128,11 @@ def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "re
     if not isinstance(q, Distribution):
         raise TypeError(f"reverse_kl: q must be a jaxkl distribution; got {type(q).__name__}")
     log_p_fn = _log_density(p, "reverse_kl")
-    batch = tuple(q.batch_shape)
-    if isinstance(p, Distribution):
-        batch = tuple(np.broadcast_shapes(batch, tuple(p.batch_shape)))
+    batch = _batch_of("reverse_kl", q, p)
+    # Leading batch axes that p has and q lacks become extra sample axes (as in mc_kl).
     extra = batch[: len(batch) - len(q.batch_shape)]
     x = jax.lax.stop_gradient(q.sample(as_key(key), (num_samples, *extra)))
-    log_q, log_p = _broadcast_pair("reverse_kl", q.log_prob(x), jnp.asarray(log_p_fn(x)))
+    log_q, log_p = broadcast_named("reverse_kl", log_q=q.log_prob(x), log_p=log_p_fn(x))
     k = jax.lax.stop_gradient(log_q - log_p)
     baseline = (jnp.sum(k, axis=0, keepdims=True) - k) / (num_samples - 1)
     # Value: exactly k; gradient: (k − b)·∇log q per sample.
@@ -173,8 +176,8 @@ def forward_kl(q: Distribution, x, log_p=None) -> Estimate:
         return mean_with_stderr(-log_q, axis=0)
     if isinstance(log_p, Distribution) or callable(log_p):
         log_p = _log_density(log_p, "forward_kl")(x)
-    log_q, log_p = _broadcast_pair("forward_kl", log_q, jax.lax.stop_gradient(jnp.asarray(log_p)))
-    return mean_with_stderr(log_p - log_q, axis=0)
+    log_q, log_p = broadcast_named("forward_kl", log_q=log_q, log_p=log_p)
+    return mean_with_stderr(jax.lax.stop_gradient(log_p) - log_q, axis=0)
 
 
 def forward_kl_snis(
@@ -228,16 +231,15 @@ def forward_kl_snis(
     log_p_fn = _log_density(log_p, "forward_kl_snis")
     r = jax.lax.stop_gradient(q) if proposal is None else proposal
     x = jax.lax.stop_gradient(r.sample(as_key(key), (num_samples,)))
-    log_q = q.log_prob(x)
-    log_pt, log_r = _broadcast_pair(
-        "forward_kl_snis", jax.lax.stop_gradient(jnp.asarray(log_p_fn(x))), r.log_prob(x)
+    log_q, log_pt, log_r = broadcast_named(
+        "forward_kl_snis", log_q=q.log_prob(x), log_p=log_p_fn(x), log_proposal=r.log_prob(x)
     )
-    log_q, log_pt = _broadcast_pair("forward_kl_snis", log_q, log_pt)
-    log_r = jnp.broadcast_to(log_r, log_q.shape)
+    log_pt = jax.lax.stop_gradient(log_pt)
     log_w = jax.lax.stop_gradient(log_pt - log_r)
     w_bar = jax.nn.softmax(log_w, axis=0)
     log_z = logsumexp(log_w, axis=0) - math.log(num_samples)
-    f = log_pt - log_q
+    # A draw where p̃ = 0 has weight 0 and f = −inf; it must contribute 0, not 0·(−inf).
+    f = jnp.where(log_w > -jnp.inf, log_pt - log_q, 0.0)
     value = jnp.sum(w_bar * f, axis=0) - log_z
     mu = jax.lax.stop_gradient(value + log_z)
     psi = num_samples * w_bar * (jax.lax.stop_gradient(f) - mu - 1.0) + 1.0
@@ -285,6 +287,8 @@ def sampled_kl_penalty(
             f"sampled_kl_penalty: q must be a jaxkl distribution; got {type(q).__name__}"
         )
     log_p_fn = _log_density(p, "sampled_kl_penalty")
-    x = jax.lax.stop_gradient(q.sample(as_key(key), (num_samples,)))
-    log_q, log_p = _broadcast_pair("sampled_kl_penalty", q.log_prob(x), jnp.asarray(log_p_fn(x)))
+    batch = _batch_of("sampled_kl_penalty", q, p)
+    extra = batch[: len(batch) - len(q.batch_shape)]
+    x = jax.lax.stop_gradient(q.sample(as_key(key), (num_samples, *extra)))
+    log_q, log_p = broadcast_named("sampled_kl_penalty", log_q=q.log_prob(x), log_p=log_p_fn(x))
     return kl_from_log_probs(log_q, log_p, estimator=estimator, axis=0)

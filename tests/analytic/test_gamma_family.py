@@ -221,6 +221,27 @@ def test_beta_dirichlet_near_equality_keeps_float32_precision(conc):
         )
 
 
+def test_random_near_pairs_keep_float32_precision():
+    # 200 random pairs, concentrations in [e⁻², e⁴], perturbed by ~1e-3 relative: every
+    # one must hold float32 precision (the textbook form is off by 100% at the median).
+    rng = np.random.default_rng(11)
+    a = random_positive(rng, np.exp(-2), np.exp(4), (200, 2)).astype(np.float32)
+    b = (a * np.exp(1e-3 * rng.normal(size=a.shape))).astype(np.float32)
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    np.testing.assert_allclose(
+        jaxkl.analytic.beta(a[:, 0], a[:, 1], b[:, 0], b[:, 1]),
+        textbook_dirichlet(a64, b64),
+        rtol=5e-5,
+    )
+    rates = np.float32(1.3) * np.ones(200, np.float32)
+    rates_b = (rates * np.exp(1e-3 * rng.normal(size=200))).astype(np.float32)
+    np.testing.assert_allclose(
+        jaxkl.analytic.gamma(a[:, 0], rates, b[:, 0], rates_b),
+        textbook_gamma(a64[:, 0], rates.astype(np.float64), b64[:, 0], rates_b.astype(np.float64)),
+        rtol=5e-5,
+    )
+
+
 def test_exponential_near_equality_keeps_float32_precision():
     r_a, r_b = f32(3.0, 3.0 * (1 + 1e-4))
     t = np.log(r_b / r_a)

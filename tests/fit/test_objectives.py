@@ -30,9 +30,12 @@ def assert_unbiased(stats, exact, replicates, label=""):
     A coordinate with zero variance (the ignored upper triangle of the raw scale matrix)
     must match exactly.
     """
-    for m, v, e in zip(jax.tree_util.tree_leaves(stats.mean),
-                       jax.tree_util.tree_leaves(stats.variance),
-                       jax.tree_util.tree_leaves(exact), strict=True):
+    for m, v, e in zip(
+        jax.tree_util.tree_leaves(stats.mean),
+        jax.tree_util.tree_leaves(stats.variance),
+        jax.tree_util.tree_leaves(exact),
+        strict=True,
+    ):
         m, e = np.asarray(m, np.float64), np.asarray(e, np.float64)
         se = np.sqrt(np.asarray(v, np.float64) / replicates)
         fixed = se == 0
@@ -48,6 +51,7 @@ def test_reverse_kl_gradients_unbiased():
     def all_stats():
         out = {}
         for i, gradient in enumerate(REVERSE_KL_GRADIENTS):
+
             def loss(prm, key, gradient=gradient):
                 return reverse_kl(key, gaussian_from_params(prm), P, 8, gradient=gradient)
 
@@ -76,7 +80,8 @@ def _grads_at_optimum():
     prm = gaussian_params(P.loc, P.scale_tril)
     return {
         g: jax.grad(lambda x, g=g: reverse_kl(0, gaussian_from_params(x), P, 16, gradient=g).value)(
-            prm)
+            prm
+        )
         for g in ("stl", "score_loo")
     }
 
@@ -116,8 +121,13 @@ def test_forward_kl_value_and_gradient():
         # Without log p: the cross-entropy KL(p‖q) + H(p).
         truth = (jaxkl.kl(P, q), jaxkl.kl(P, q) + P.entropy())
         exact = jax.grad(lambda prm: jaxkl.kl(P, gaussian_from_params(prm)))(Q_PARAMS)
-        return forward_kl(q, x, P), forward_kl(q, x), truth, exact, gradient_stats(
-            loss, Q_PARAMS, 4, reps)
+        return (
+            forward_kl(q, x, P),
+            forward_kl(q, x),
+            truth,
+            exact,
+            gradient_stats(loss, Q_PARAMS, 4, reps),
+        )
 
     est, ce, (kl_truth, ce_truth), exact, stats = run()
     assert abs(float(est.value) - float(kl_truth)) < 5 * float(est.stderr)
@@ -128,8 +138,12 @@ def test_forward_kl_value_and_gradient():
 def test_snis_value_invariant_to_normaliser_and_calibrated():
     q, p = jaxkl.Normal(0.5, 1.5), jaxkl.Normal(0.0, 1.0)
     truth = float(jaxkl.kl(p, q))
-    a, b = jax.jit(lambda: (forward_kl_snis(0, q, p, 4000),
-                            forward_kl_snis(0, q, lambda x: p.log_prob(x) + 30.0, 4000)))()
+    a, b = jax.jit(
+        lambda: (
+            forward_kl_snis(0, q, p, 4000),
+            forward_kl_snis(0, q, lambda x: p.log_prob(x) + 30.0, 4000),
+        )
+    )()
     assert float(b.value) == pytest.approx(float(a.value), abs=1e-4)
     assert float(b.ess) == pytest.approx(float(a.ess), rel=1e-4)
     assert abs(float(a.value) - truth) < 5 * float(a.stderr)
@@ -138,7 +152,8 @@ def test_snis_value_invariant_to_normaliser_and_calibrated():
     # within 5 SE of a sample sd, ≈ 1/√(2(R − 1)) relative.
     reps = 400
     ests = jax.jit(jax.vmap(lambda k: forward_kl_snis(k, q, p, 500)))(
-        jax.random.split(jax.random.key(1), reps))
+        jax.random.split(jax.random.key(1), reps)
+    )
     ratio = float(np.std(np.asarray(ests.value), ddof=1) / np.mean(np.asarray(ests.stderr)))
     assert abs(ratio - 1.0) < 5 / np.sqrt(2 * (reps - 1)), ratio
 
@@ -159,6 +174,21 @@ def test_snis_gradient_with_proposal_p_is_unbiased():
     exact = jax.jit(jax.grad(lambda prm: jaxkl.kl(P, gaussian_from_params(prm))))(Q_PARAMS)
     stats = jax.jit(lambda: gradient_stats(loss, Q_PARAMS, 5, reps))()
     assert_unbiased(stats, exact, reps)
+
+
+def test_snis_target_with_zero_density_regions():
+    """Draws where p̃ = 0 (log p̃ = −inf) get weight 0 and contribute nothing, not NaN."""
+    p, q = jaxkl.Uniform(-1.0, 1.0), jaxkl.Normal(0.3, 1.2)
+
+    @jax.jit
+    def run(loc):
+        return jax.value_and_grad(
+            lambda m: forward_kl_snis(0, jaxkl.Normal(m, 1.2), p, 8000).value
+        )(loc), forward_kl_snis(0, q, p, 8000)
+
+    (v, g), est = run(jnp.asarray(0.3))
+    assert np.isfinite(float(v)) and np.isfinite(float(g))
+    assert abs(float(est.value) - float(jaxkl.kl(p, q))) < 5 * float(est.stderr)
 
 
 def test_snis_with_explicit_proposal():
@@ -186,6 +216,7 @@ def test_sampled_penalty_expected_gradients():
     def all_stats():
         out = {}
         for i, est in enumerate(expected):
+
             def loss(theta, key, est=est):
                 return sampled_kl_penalty(key, jaxkl.Categorical(theta), p, 16, estimator=est)
 

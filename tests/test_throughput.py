@@ -1,0 +1,199 @@
+"""experiments/throughput.py end to end on its quick config, plus its small pure helpers.
+
+No wall-clock assertion anywhere: on a shared CI machine only the structure of the
+results (files, finiteness, trace counts, unbiasedness) is testable, not the speed.
+"""
+
+import csv
+import importlib.util
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "experiments" / "throughput.py"
+QUICK = REPO / "configs" / "throughput_quick.toml"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("throughput_experiment", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    # dataclasses resolve their annotations through sys.modules.
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def tp():
+    return _load()
+
+
+@pytest.fixture(scope="module")
+def run(tp, tmp_path_factory):
+    out = tmp_path_factory.mktemp("results")
+    path = tp.main(["--config", str(QUICK), "--out", str(out)])
+    return out, path
+
+
+@pytest.fixture(scope="module")
+def summary(run):
+    return json.loads((run[1] / "summary.json").read_text())
+
+
+def _section_rows(summary, name):
+    return summary["results"]["sections"][name]["rows"]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def test_outputs_exist_and_parse(run, tp):
+    _, path = run
+    for name in ("config.toml", "summary.json", "metrics.csv", "report.md",
+                 "README_SECTION.md", "throughput.png"):
+        assert (path / name).is_file(), name
+    assert (path / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (path / "metrics.csv").open() as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    assert tuple(reader.fieldnames) == tp.COLUMNS
+    assert {r["section"] for r in rows} == set(tp.SECTIONS)
+    report = (path / "report.md").read_text()
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        assert "No GPU was available for this run" in report
+    assert "## Performance" in (path / "README_SECTION.md").read_text()
+
+
+def test_summary_records_every_section(summary, tp):
+    assert summary["experiment"] == "throughput"
+    assert set(summary["results"]["sections"]) == set(tp.SECTIONS)
+    for rec in summary["results"]["sections"].values():
+        assert rec["rows"], "a section produced no rows"
+        assert rec["wall_s"] > 0
+
+
+def test_ratios_and_ceilings_are_finite(summary):
+    timed = [r for sec in ("analytic", "monte_carlo", "peers", "anatomy")
+             for r in _section_rows(summary, sec)]
+    assert timed
+    for r in timed:
+        assert r.get("note") is None, r["note"]
+        for key in ("seconds", "throughput", "ceiling", "fraction"):
+            assert math.isfinite(r[key]) and r[key] > 0, (r["impl"], key, r[key])
+    for t in summary["results"]["targets"]:
+        assert t["measured"] is not None and math.isfinite(t["measured"]), t
+
+
+def test_every_analytic_family_and_estimator_is_measured(summary, tp):
+    analytic = {r["workload"] for r in _section_rows(summary, "analytic")}
+    assert analytic == {"normal", "mvn_diag", "mvn_tril", "categorical"}
+    mc = {r["workload"] for r in _section_rows(summary, "monte_carlo")}
+    assert mc == {"mc_kl_k1", "mc_kl_k3", "importance_kl"}
+    targets = {t["target"] for t in summary["results"]["targets"]}
+    assert {"analytic Normal", "analytic Categorical", "mc_kl k1",
+            "precision per second, close pair"} <= targets
+
+
+def test_no_retrace_on_repeated_calls(summary):
+    compiled = [r for rec in summary["results"]["sections"].values() for r in rec["rows"]
+                if r.get("traces") is not None]
+    # Every jaxkl kernel of the run: analytic, Monte Carlo, kNN and each variance option.
+    assert {r["section"] for r in compiled} >= {"analytic", "monte_carlo", "knn", "variance"}
+    for r in compiled:
+        assert r["traces"] == 1 and r["retraces"] == 0, (r["section"], r["impl"], r["workload"])
+    eager = _section_rows(summary, "retrace")
+    assert eager
+    for r in eager:
+        assert r["eager_second_call_traces"] == 0, r
+        assert r["eager_second_call_compiles"] == 0, r
+
+
+def test_knn_memory_and_value_recorded(summary):
+    rows = _section_rows(summary, "knn")
+    assert [r["batch"] for r in rows] == sorted(r["batch"] for r in rows)
+    for r in rows:
+        assert r["xla_peak_bytes"] > 0
+        assert r["rss_peak_growth_bytes"] >= 0
+        assert math.isfinite(r["value"]) and math.isfinite(r["stderr"])
+
+
+def test_variance_options_unbiased_with_finite_gains(summary, tp):
+    rows = _section_rows(summary, "variance")
+    cfg = summary["config"]["variance"]
+    assert {(r["workload"], r["impl"]) for r in rows} == {
+        (pair, opt) for pair in tp.PAIRS for opt in cfg["options"]
+    }
+    for r in rows:
+        assert r.get("note") is None, r["note"]
+        # z = (mean − exact KL) / (sd / √replicates) over independent replicates.
+        assert abs(r["z"]) <= tp.Z_MAX, (r["workload"], r["impl"], r["z"])
+        assert math.isfinite(r["gain"]) and r["gain"] > 0
+        if r["impl"] == "k1":
+            assert r["gain"] == 1.0
+
+
+def test_rerun_resumes_from_cells(tp, run, capsys):
+    out, path = run
+    again = tp.main(["--config", str(QUICK), "--out", str(out)])
+    assert again == path
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["resumed"] is True
+    assert summary["cells"]["computed_this_run"] == 0
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def test_parse_option(tp):
+    assert tp.parse_option("k1") == ("k1", {})
+    assert tp.parse_option("k1+qmc+cv") == ("k1", {"qmc": True, "control_variate": True})
+    assert tp.parse_option("k3+antithetic") == ("k3", {"antithetic": True})
+    with pytest.raises(ValueError, match="must start with one of"):
+        tp.parse_option("k2+qmc")
+    with pytest.raises(ValueError, match="a flag is repeated"):
+        tp.parse_option("k1+qmc+qmc")
+    with pytest.raises(ValueError, match="unknown flag 'fast'"):
+        tp.parse_option("k1+fast")
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ('sections=["analytic", "gpu"]', "unknown"),
+        ('variance.options=["k3", "k1+qmc"]', "must include plain 'k1'"),
+        ("analytic.categorical_elements=1000", "multiple of every categorical K"),
+        ("knn.k=1000", r"must be in \[1, min\(knn.sizes\)\)"),
+        ('retrace.eager=["nothing"]', "unknown"),
+    ],
+)
+def test_invalid_config_is_rejected_before_compute(tp, tmp_path, capsys, override, message):
+    with pytest.raises(SystemExit) as err:
+        tp.main(["--config", str(QUICK), "--out", str(tmp_path), "--set", override])
+    assert err.value.code == 2
+    assert re.search(message, capsys.readouterr().err)
+    assert not (tmp_path / "throughput").exists()
+
+
+def test_compile_bound_counts_traces_and_shares_the_jit_cache(tp):
+    c = tp.compile_bound(lambda x: jnp.sin(x) * 2.0, jnp.ones(8))
+    assert c.traces == 1
+    assert c.retraces() == 0
+    assert c.traces == 1
+    assert c.compile_s >= 0 and c.trace_s >= 0
+
+
+def test_time_interleaved_gives_one_time_per_repeat(tp):
+    calls = {"a": lambda: jnp.ones(4) + 1.0, "b": lambda: [1.0]}
+    out = tp.time_interleaved(calls, tp.Timing(repeats=3, warmup=1, min_time=0.0))
+    assert set(out) == {"a", "b"}
+    assert all(len(v) == 3 and all(t > 0 for t in v) for v in out.values())
+    # Per repeat: the kernel's throughput over the ceiling's = ceiling time / kernel time.
+    assert tp._ratio([2.0, 4.0, 1.0], [1.0, 1.0, 1.0]) == 0.5
+    assert tp._best_of([1.0, 3.0], [2.0, 2.0]) == [1.0, 2.0]
