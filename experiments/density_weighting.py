@@ -15,7 +15,6 @@ Run from the repository root:
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import sys
 from pathlib import Path
@@ -35,25 +34,12 @@ from jaxkl.study import (
     parse_experiment_args,
     require_config,
 )
+from jaxkl.study.misuse import normalising_discrete_kl
 
 EXPERIMENT = "density_weighting"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / f"{EXPERIMENT}.toml"
 ESTIMATORS = ("k1", "k3", "wrong")
 Z95 = 1.96
-
-
-def _load_seed_cases():
-    # normalising_discrete_kl (what scipy.stats.entropy computes) lives in the seed_cases
-    # script; loaded from the file rather than copied, so both experiments show one
-    # implementation (proposed: move it to jaxkl.study).
-    path = Path(__file__).resolve().with_name("seed_cases.py")
-    spec = importlib.util.spec_from_file_location("_jaxkl_experiment_seed_cases", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-normalising_discrete_kl = _load_seed_cases().normalising_discrete_kl
 
 
 # --------------------------------------------------------------------------- config checks

@@ -35,6 +35,7 @@ from jaxkl.study import (
     parse_experiment_args,
     require_config,
 )
+from jaxkl.study.misuse import clipping_discrete_kl, normalising_discrete_kl
 
 EXPERIMENT = "seed_cases"
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / f"{EXPERIMENT}.toml"
@@ -93,28 +94,6 @@ def grid(case: dict[str, float], quad: dict[str, Any]) -> np.ndarray:
     lo = min(case["loc_a"] - w * case["scale_a"], case["loc_b"] - w * case["scale_b"])
     hi = max(case["loc_a"] + w * case["scale_a"], case["loc_b"] + w * case["scale_b"])
     return np.linspace(lo, hi, quad["points"])
-
-
-def normalising_discrete_kl(pk, qk) -> float:
-    """What ``scipy.stats.entropy(pk, qk)`` computes: Σ rel_entr(pk/Σpk, qk/Σqk).
-
-    rel_entr(x, y) is x·log(x/y) for x, y > 0, 0 for x = 0 ≤ y, and +inf otherwise.
-    """
-    p = np.asarray(pk, np.float64)
-    q = np.asarray(qk, np.float64)
-    p, q = p / p.sum(), q / q.sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        both = (p > 0) & (q > 0)
-        terms = np.where(both, p * np.log(np.where(both, p / q, 1.0)), np.inf)
-        terms = np.where((p == 0) & (q >= 0), 0.0, terms)
-    return float(terms.sum())
-
-
-def clipping_discrete_kl(pk, qk, eps: float) -> float:
-    """A Keras-style ``kl_divergence``: clip both vectors to [eps, 1], Σ p·log(p/q)."""
-    p = np.clip(np.asarray(pk, np.float64), eps, 1.0)
-    q = np.clip(np.asarray(qk, np.float64), eps, 1.0)
-    return float(np.sum(p * np.log(p / q)))
 
 
 def exact_residual_kl(dloc, dscale, scale_p) -> float:

@@ -23,12 +23,14 @@ Sections (``sections`` in the config, run in this order):
   a select, and an elementwise map — to show what bounds the analytic kernels.
 * ``variance``: precision per second, 1 / (variance × seconds per estimate), of each
   variance-reduction option of ``mc_kl`` against plain k1, with a 5-SE unbiasedness check.
-* ``retrace``: traces on a repeated jitted call and compiles on a repeated eager call.
+* ``retrace``: traces and compiles during the second of two eager calls.
 
 Timing: each function is compiled with ``jax.jit(f).lower(...).compile()`` (trace and
 compile times recorded), called ``warmup`` times, then timed ``repeats`` times; each timed
 repeat loops the call until it lasts ``min_time`` and ends with ``block_until_ready``.
 Medians are reported; the fraction of a ceiling is the median of per-repeat ratios.
+Retracing: a Python counter in the traced function counts traces over the compile and two
+more calls of the ``jax.jit`` wrapper with the same arguments (``traces`` = 1 means none).
 
 Run from the repository root:
     .venv/bin/python experiments/throughput.py --config configs/throughput.toml
@@ -59,6 +61,7 @@ import numpy as np
 import jaxkl
 from jaxkl.study import (
     RunDir,
+    atomic_write_bytes,
     cell_id,
     experiment_parser,
     new_figure,
@@ -300,9 +303,9 @@ def _median(xs) -> float:
     return float(np.median(np.asarray(xs, dtype=float)))
 
 
-def _ratio(num: list, den: list) -> float:
-    """Median over repeats of den/num: the kernel's throughput over the ceiling's."""
-    return _median([d / n for n, d in zip(num, den, strict=True)])
+def _fraction(kernel_s: list, ceiling_s: list) -> float:
+    """The kernel's throughput over the ceiling's: median over repeats of their time ratio."""
+    return _median([c / k for k, c in zip(kernel_s, ceiling_s, strict=True)])
 
 
 def _best_of(*series: list) -> list:
@@ -429,7 +432,7 @@ def _analytic_row(
         throughput=nbytes / _median(t["kernel"]) / 1e9,
         unit="GB/s",
         ceiling=nbytes / _median(best) / 1e9,
-        fraction=_ratio(t["kernel"], best),
+        fraction=_fraction(t["kernel"], best),
         read_jax_sum_gbs=nbytes / _median(t["read_jax_sum"]) / 1e9,
         read_numpy_sum_gbs=nbytes / _median(t["read_numpy_sum"]) / 1e9,
     )
@@ -437,7 +440,7 @@ def _analytic_row(
         row.update(compile_fields(kernel))
     if stream is not None:
         row["stream_gbs"] = nbytes / _median(t["stream"]) / 1e9
-        row["fraction_of_stream"] = _ratio(t["kernel"], t["stream"])
+        row["fraction_of_stream"] = _fraction(t["kernel"], t["stream"])
     return row
 
 
@@ -450,7 +453,7 @@ def run_analytic(cfg: dict[str, Any]) -> dict[str, Any]:
             arrays = _normal_params(rng, (b, d))
             ceiling = read_ceiling(arrays)
             # The elementwise Normal kernel's own traffic: read four arrays, write one.
-            stream = compile_bound(lambda a, b, c, d: (a + b) + (c + d), *arrays).call
+            stream = compile_bound(lambda w, x, y, z: (w + x) + (y + z), *arrays).call
             kernel = compile_bound(jaxkl.analytic.normal, *arrays)
             rows.append(
                 _analytic_row(
@@ -468,8 +471,8 @@ def run_analytic(cfg: dict[str, Any]) -> dict[str, Any]:
         row = _analytic_row(
             "mvn_tril", "jaxkl", kernel, timing, read_ceiling(arrays), batch=b, event=d
         )
-        # One triangular solve with d + 1 right-hand sides: ~d³/3 multiply-adds.
-        row["gflops"] = b * (2 * d**3 / 3 + 4 * d * d) / row["seconds"] / 1e9
+        # One triangular solve with d + 1 right-hand sides: d² flops per right-hand side.
+        row["gflops"] = b * d * d * (d + 1) / row["seconds"] / 1e9
         rows.append(row)
         del arrays, kernel
     for k in a["categorical_categories"]:
@@ -535,7 +538,7 @@ def _mc_row(
         throughput=count / _median(t["kernel"]) / 1e6,
         unit="M sample-dims/s",
         ceiling=count / _median(best) / 1e6,
-        fraction=_ratio(t["kernel"], best),
+        fraction=_fraction(t["kernel"], best),
         rng_written_mps=count / _median(t["rng_written"]) / 1e6,
         rng_summed_mps=count / _median(t["rng_summed"]) / 1e6,
     )
@@ -1143,10 +1146,14 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
         ax_gbs.scatter(mb, [r["throughput"] for r in pts], color=color, marker=marker, label=label)
         ax_frac.scatter(mb, [r["fraction"] for r in pts], color=color, marker=marker, label=label)
     if analytic:
-        ceil = sorted(analytic, key=lambda r: r["bytes_in"])
+        # One ceiling per byte count (kernels on the same arrays share it): the median.
+        by_bytes: dict[int, list] = {}
+        for r in analytic:
+            by_bytes.setdefault(r["bytes_in"], []).append(r["ceiling"])
+        sizes = sorted(by_bytes)
         ax_gbs.plot(
-            [r["bytes_in"] / 1e6 for r in ceil],
-            [r["ceiling"] for r in ceil],
+            [nb / 1e6 for nb in sizes],
+            [_median(by_bytes[nb]) for nb in sizes],
             color="0.5",
             ls="--",
             lw=1,
@@ -1189,7 +1196,8 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
         mc = [r for r in mc if r["count"] == top]
         ceiling = _median([r["ceiling"] for r in mc])
         labels = ["RNG ceiling (threefry)"] + [
-            r["workload"] + (" · " + r["impl"] if r["impl"] != "jaxkl" else "") for r in mc
+            r["workload"].replace("_", " ", 1) if r["section"] == "monte_carlo" else r["impl"]
+            for r in mc
         ]
         values = [ceiling] + [r["throughput"] for r in mc]
         colors = ["0.6"] + ["C0" if r["section"] == "monte_carlo" else "C4" for r in mc]
@@ -1206,7 +1214,7 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
             label=f"{tg['mc_of_rng']} × RNG ceiling",
         )
         b, n, d = mc[0]["batch"], mc[0]["samples"], mc[0]["event"]
-        ax_mc.set_title(f"(c) Monte Carlo, B={b}, N={n}, D={d} (label: / ceiling)")
+        ax_mc.set_title(f"(c) Monte Carlo, B={b}, N={n}, D={d} (labels: fraction)")
         ax_mc.legend(fontsize=7, loc="lower right")
     ax_mc.set_xlabel("M sample-dims/s")
 
@@ -1281,7 +1289,7 @@ def report_markdown(records, targets, cfg, *, wall: float, gpu: bool) -> str:
         "# Throughput against this machine's ceilings",
         "",
         f"jax {env['jax']} on {env['devices']} ({env['cpus']} CPUs), float32, "
-        f"study wall time {wall:.0f} s. "
+        f"measurement wall time {wall:.0f} s. "
         + (
             "A GPU was available for this run."
             if gpu
@@ -1529,7 +1537,9 @@ def _variance_report(records, cfg) -> list[str]:
         "= median call time / replicates, precision per second = 1 / (variance × seconds). "
         f"`z` = (mean − exact) / SE over replicates; unbiased means |z| ≤ {Z_MAX:g}. "
         "`reported stderr` is the mean of the estimator's own stderr, to compare with "
-        "the replicate sd. Gains are against plain k1 on the same pair.",
+        "the replicate sd. Gains are against jaxkl's own plain k1 on the same pair (the "
+        "PEERS.md goal is stated against torch's k1, which runs at about the speed of a "
+        "hand-written JAX k1 there; torch is compared directly only when installed).",
         "",
         _table(
             [
@@ -1744,8 +1754,8 @@ def _bounds_report(records, targets, cfg) -> list[str]:
             f"{_mb(sel['xla_temp_bytes']):.0f} MB of temporaries "
             f"({sel['ns_per_element']:.2f} ns/element). The accurate scale term "
             "(½·expm1(2t) − t with a series branch, log(a/b) with a log1p branch) is "
-            "several dozen ops and two selects, so the kernel is bound by per-op cost and "
-            "by the materialised branches, not by memory bandwidth or dispatch."
+            "dozens of ops and two selects, so the kernel is bound by per-op cost and by "
+            "the materialised branches, not by memory bandwidth or dispatch."
         )
     normal = _largest(_rows(records, "analytic", "normal"))
     if normal and normal.get("fraction_of_stream") is not None:
@@ -1755,7 +1765,7 @@ def _bounds_report(records, targets, cfg) -> list[str]:
             if mapped is None
             else (
                 f"; even `x + 1` over one such array runs at {mapped['fraction']:.2f} of the read "
-                "ceiling, because every call writes a freshly allocated output"
+                "ceiling, because every call allocates and writes a new [B, D] output"
             )
         )
         out.append(
@@ -1781,16 +1791,24 @@ def _bounds_report(records, targets, cfg) -> list[str]:
         if mc:
             out.append(
                 f"* **mc_kl {est}: {mc['fraction']:.2f} of the RNG ceiling** (B={mc['batch']}, "
-                f"N={mc['samples']}, D={mc['event']}). Drawing the normals (threefry bits, "
-                "then the inverse error function) is most of the time; the rest is the two "
-                "log densities and the mean and stderr."
+                f"N={mc['samples']}, D={mc['event']}): generating the N·B·D standard normals "
+                f"alone (threefry bits, then the inverse error function) takes "
+                f"{min(mc['fraction'], 1.0):.0%} of the call's time; the rest is the two log "
+                f"densities, the mean and the stderr ({mc['xla_fusions']} fused loops, "
+                f"{_mb(mc['xla_temp_bytes']):.0f} MB of intermediates)."
             )
     rbg = peers.get("jaxkl.mc_kl k1, unsafe_rbg key")
     if rbg:
+        verdict = (
+            "so a faster generator would speed Monte Carlo up in proportion"
+            if rbg["fraction"] > 1.0
+            else "so threefry is the faster generator on this CPU and the RNG ceiling above "
+            "is the right one"
+        )
         out.append(
-            f"* The same `mc_kl` call given an `unsafe_rbg` key runs at "
-            f"{rbg['throughput']:.0f} M sample-dims/s, {rbg['fraction']:.2f} × the threefry "
-            "ceiling: the generator, not jaxkl, sets the pace of Monte Carlo."
+            f"* The same `mc_kl` call given an `unsafe_rbg` key (XLA's counter-based "
+            f"generator) runs at {rbg['throughput']:.0f} M sample-dims/s, "
+            f"{rbg['fraction']:.2f} × the threefry ceiling, {verdict}."
         )
     out.append("")
     return out
@@ -1903,8 +1921,16 @@ def _size_label(row, what, categorical=False) -> str:
     return f"{what}, B={row['batch']}, D={row['event']}"
 
 
+PUBLISHED = ("summary.json", "report.md", "metrics.csv", "throughput.png", "README_SECTION.md")
+
+
 def main(argv=None) -> Path:
     parser = experiment_parser(EXPERIMENT, default_config=DEFAULT_CONFIG, description=__doc__)
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"also copy {', '.join(PUBLISHED)} to <out>/{EXPERIMENT}/ (the committed copy)",
+    )
     args, cfg = parse_experiment_args(parser, argv, validate=validate)
     run = RunDir.open(args.out, EXPERIMENT, cfg, run_name=args.run_name, stem=args.config.stem)
     t0 = time.perf_counter()
@@ -1916,7 +1942,8 @@ def main(argv=None) -> Path:
             )
             rec = records[name]
             print(f"{name}: {rec['wall_s']:.1f} s wall, {rec['cpu_s']:.1f} s CPU")
-    wall = time.perf_counter() - t0
+    # Measurement time of the sections (also right when they were resumed from cells).
+    wall = sum(rec["wall_s"] for rec in records.values())
     targets = evaluate_targets(records, cfg)
     devices = [d.platform for d in jax.devices()]
     gpu = any(p in ("gpu", "cuda", "rocm") for p in devices)
@@ -1928,8 +1955,12 @@ def main(argv=None) -> Path:
     run.write_summary(
         {"targets": targets, "sections": records},
         gpu_available=gpu,
-        study_wall_seconds=wall,
+        measurement_wall_seconds=wall,
+        script_wall_seconds=time.perf_counter() - t0,
     )
+    if args.publish:
+        for name in PUBLISHED:
+            atomic_write_bytes(Path(args.out) / EXPERIMENT / name, run.file(name).read_bytes())
     print(f"report: {run.file('report.md')}")
     return run.path
 

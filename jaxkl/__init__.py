@@ -10,7 +10,7 @@ Example:
   0.5
 """
 
-from jaxkl import analytic
+from jaxkl import analytic, fit
 from jaxkl._checks import checked
 from jaxkl._keys import as_key
 from jaxkl.analytic.registry import NoAnalyticKL, kl, register_kl, registered_pairs
@@ -70,6 +70,7 @@ __all__ = [
     "analytic",
     "as_key",
     "checked",
+    "fit",
     "importance_kl",
     "kl",
     "kl_from_log_probs",

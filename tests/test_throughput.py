@@ -139,13 +139,16 @@ def test_variance_options_unbiased_with_finite_gains(summary, tp):
             assert r["gain"] == 1.0
 
 
-def test_rerun_resumes_from_cells(tp, run, capsys):
+def test_rerun_resumes_from_cells_and_publishes(tp, run):
     out, path = run
-    again = tp.main(["--config", str(QUICK), "--out", str(out)])
+    again = tp.main(["--config", str(QUICK), "--out", str(out), "--publish"])
     assert again == path
     summary = json.loads((path / "summary.json").read_text())
     assert summary["resumed"] is True
     assert summary["cells"]["computed_this_run"] == 0
+    # --publish copies the run's summary files to <out>/throughput/, the committed copy.
+    for name in tp.PUBLISHED:
+        assert (out / "throughput" / name).read_bytes() == (path / name).read_bytes(), name
 
 
 # --------------------------------------------------------------------------- helpers
@@ -195,5 +198,5 @@ def test_time_interleaved_gives_one_time_per_repeat(tp):
     assert set(out) == {"a", "b"}
     assert all(len(v) == 3 and all(t > 0 for t in v) for v in out.values())
     # Per repeat: the kernel's throughput over the ceiling's = ceiling time / kernel time.
-    assert tp._ratio([2.0, 4.0, 1.0], [1.0, 1.0, 1.0]) == 0.5
+    assert tp._fraction([2.0, 4.0, 1.0], [1.0, 1.0, 1.0]) == 0.5
     assert tp._best_of([1.0, 3.0], [2.0, 2.0]) == [1.0, 2.0]

@@ -18,7 +18,7 @@ def _xlogx_safe(p, log_p):
     return p * jnp.where(p > 0, log_p, 0.0)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Bernoulli(Distribution):
     """Bernoulli distribution with P(X = 1) = σ(logits) = 1 / (1 + e^(−logits)).
 

@@ -15,7 +15,7 @@ from jaxkl.distributions.gamma import _entropy_part, _log_beta
 __all__ = ["Beta"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Beta(Distribution):
     """Beta distribution with concentrations a = ``concentration1``, b = ``concentration0``.
 

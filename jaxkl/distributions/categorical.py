@@ -14,7 +14,7 @@ from jaxkl.distributions.base import Distribution
 __all__ = ["Categorical"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Categorical(Distribution):
     """Categorical distribution with P(X = k) = softmax(logits)_k, k ∈ {0, …, K−1}.
 

@@ -15,7 +15,7 @@ from jaxkl.distributions.gamma import _entropy_part, _log_beta
 __all__ = ["Dirichlet"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Dirichlet(Distribution):
     """Dirichlet distribution over K ≥ 2 categories with concentrations a = ``concentration``.
 

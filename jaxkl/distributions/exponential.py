@@ -13,7 +13,7 @@ from jaxkl.distributions.base import Distribution
 __all__ = ["Exponential"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Exponential(Distribution):
     """Exponential distribution with inverse scale ``rate`` λ.
 

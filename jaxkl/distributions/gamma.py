@@ -15,7 +15,66 @@ from jaxkl.distributions.base import Distribution
 __all__ = ["Gamma"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+def standard_gamma(key, alpha: jax.Array) -> jax.Array:
+    """Gamma(α, 1) draws of ``alpha``'s shape, with implicit reparameterisation gradients.
+
+    Marsaglia & Tsang (2000) rejection sampling run on the whole array at once: each round
+    draws a normal and a uniform for every entry and keeps the first accepted candidate
+    (acceptance ≥ 95% per round), looping while any entry is still open. This is several
+    times faster on CPU than ``jax.random.gamma``, whose per-element loops split a key per
+    element. α < 1 uses Gamma(α) = Gamma(α + 1)·U^{1/α}, in log space so that tiny draws
+    stay representable as long as the dtype allows.
+
+    Gradients: dx/dα = −(∂F/∂α)(x)/p(x) (implicit reparameterisation, Figurnov et al.
+    2018) from ``jax.lax.random_gamma_grad``, attached by a custom JVP so it is computed
+    only when something differentiates (first derivatives; higher ones are not exact).
+    """
+    alpha = jnp.asarray(alpha, jnp.result_type(alpha, float))
+    alpha_sg = jax.lax.stop_gradient(alpha)
+    dtype = alpha_sg.dtype
+    boost = alpha_sg < 1.0
+    a = jnp.where(boost, alpha_sg + 1.0, alpha_sg)
+    d = a - 1.0 / 3.0
+    c = jax.lax.rsqrt(9.0 * d)
+    key_loop, key_boost = jax.random.split(key)
+    tiny = jnp.finfo(dtype).tiny
+
+    def body(state):
+        key, x, done = state
+        key, kz, ku = jax.random.split(key, 3)
+        z = jax.random.normal(kz, alpha_sg.shape, dtype)
+        log_u = jnp.log(jax.random.uniform(ku, alpha_sg.shape, dtype, minval=tiny))
+        v = (1.0 + c * z) ** 3
+        positive = v > 0
+        log_v = jnp.log(jnp.where(positive, v, 1.0))
+        accept = positive & (log_u < 0.5 * z * z + d - d * v + d * log_v) & ~done
+        return key, jnp.where(accept, d * v, x), done | accept
+
+    init = (key_loop, jnp.ones_like(alpha_sg), jnp.zeros(alpha_sg.shape, bool))
+    _, x, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), body, init)
+    log_u = jnp.log(jax.random.uniform(key_boost, alpha_sg.shape, dtype, minval=tiny))
+    log_x = jnp.log(x) + jnp.where(boost, log_u / alpha_sg, 0.0)
+    return _with_implicit_gradient(alpha, jnp.exp(log_x))
+
+
+@jax.custom_jvp
+def _with_implicit_gradient(alpha, x):
+    """x, differentiating as a Gamma(α, 1) draw does with respect to α."""
+    del alpha
+    return x
+
+
+@_with_implicit_gradient.defjvp
+def _with_implicit_gradient_jvp(primals, tangents):
+    # Only evaluated under differentiation: random_gamma_grad is far dearer than a draw.
+    alpha, x = primals
+    alpha_dot, _ = tangents  # x is a function of the key alone: its own tangent is zero
+    dx = jax.lax.random_gamma_grad(alpha, x)
+    dx = jnp.where(x > 0, dx, 0.0)  # underflowed draws (tiny α) have no usable slope
+    return x, dx * alpha_dot
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Gamma(Distribution):
     """Gamma distribution with shape ``concentration`` α and inverse scale ``rate`` β.
 
@@ -23,7 +82,7 @@ class Gamma(Distribution):
 
     Samples are ``jax.random.gamma(key, α) / β``. Their gradient with respect to α uses
     implicit reparameterisation (dx/dα = −(∂F/∂α)/p(x) with F the CDF; Figurnov et al.
-    2018), which ``jax.random.gamma`` implements, so ``reparameterized`` is True.
+    2018), see :func:`standard_gamma`, so ``reparameterized`` is True.
 
     In float32 a Gamma(α, 1) variate below ~1.2e-38 underflows to 0. That happens with
     probability ≈ 1.2e-38^α / Γ(α + 1): about 1% of draws for α = 0.05 and 40% for
@@ -58,7 +117,7 @@ class Gamma(Distribution):
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape
         conc = jnp.broadcast_to(self.concentration, shape)
-        g = jax.random.gamma(key, conc, shape, self.dtype)
+        g = standard_gamma(key, conc)
         return g / jnp.broadcast_to(self.rate, shape)
 
     def log_prob(self, x):

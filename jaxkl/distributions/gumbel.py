@@ -17,7 +17,7 @@ _EULER_GAMMA = 0.57721566490153286061
 _PI2_OVER_6 = math.pi**2 / 6.0
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Gumbel(Distribution):
     """Gumbel distribution (of maxima) with location ``loc`` and scale ``scale``.
 

@@ -13,7 +13,7 @@ from jaxkl.distributions.base import Distribution
 __all__ = ["Independent"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Independent(Distribution):
     """The product of ``base``'s last ``reinterpreted_batch_ndims`` batch axes as one event.
 

@@ -17,7 +17,7 @@ __all__ = ["Laplace"]
 _LOG_2 = math.log(2.0)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Laplace(Distribution):
     """Laplace distribution with location ``loc`` and scale ``scale``.
 

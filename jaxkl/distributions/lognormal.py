@@ -16,7 +16,7 @@ __all__ = ["LogNormal"]
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class LogNormal(Distribution):
     """Log-normal distribution: the law of exp(X) for X ~ N(loc, scale²).
 

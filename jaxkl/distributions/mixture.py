@@ -14,7 +14,7 @@ from jaxkl.distributions.base import Distribution
 __all__ = ["Mixture"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Mixture(Distribution):
     """Mixture p(x) = Σ_k w_k p_k(x) with weights w = softmax(mixture_logits).
 

@@ -16,7 +16,7 @@ __all__ = ["MultivariateNormalDiag"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class MultivariateNormalDiag(Distribution):
     """Multivariate normal with mean ``loc`` and covariance ``diag(scale_diag²)``.
 

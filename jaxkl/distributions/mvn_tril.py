@@ -18,7 +18,7 @@ __all__ = ["MultivariateNormalTriL"]
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class MultivariateNormalTriL(Distribution):
     """Multivariate normal N(loc, L Lᵀ) with L = ``scale_tril`` lower triangular.
 

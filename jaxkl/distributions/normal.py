@@ -16,7 +16,7 @@ __all__ = ["Normal"]
 _HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Normal(Distribution):
     """Normal distribution with mean ``loc`` and standard deviation ``scale``.
 

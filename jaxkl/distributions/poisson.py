@@ -141,7 +141,7 @@ def _entropy_asymptotic(rate):
     return _HALF_LOG_2PI_E + 0.5 * jnp.log(rate) + series
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Poisson(Distribution):
     """Poisson distribution with mean ``rate`` λ.
 

@@ -13,7 +13,7 @@ from jaxkl.distributions.base import Distribution
 __all__ = ["Uniform"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Uniform(Distribution):
     """Uniform distribution on the interval [low, high].
 

@@ -24,6 +24,7 @@ from jaxkl.study.config import (
     require_config,
     resolve_config,
 )
+from jaxkl.study.misuse import clipping_discrete_kl, normalising_discrete_kl
 from jaxkl.study.plotting import figure_png, new_figure, save_figure
 from jaxkl.study.results import (
     CellStore,
@@ -51,6 +52,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "cell_id",
+    "clipping_discrete_kl",
     "derive_run_name",
     "dumps_toml",
     "environment_info",
@@ -61,6 +63,7 @@ __all__ = [
     "load_toml",
     "merge_config",
     "new_figure",
+    "normalising_discrete_kl",
     "parse_experiment_args",
     "require_config",
     "resolve_config",

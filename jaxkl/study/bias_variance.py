@@ -18,6 +18,7 @@ Groups (all estimators in a group see the same draws):
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -33,13 +34,13 @@ from jaxkl.study.cases import Case
 from jaxkl.study.config import require_config
 from jaxkl.study.metrics import loglog_slope, per_n_metrics
 from jaxkl.study.prefix import prefix_mean_stderr, prefix_self_normalized
-from jaxkl.study.sweep import run_replicates
+from jaxkl.study.sweep import map_rows, run_replicates
 
 __all__ = [
     "ESTIMATOR_GROUPS",
     "THEORY",
     "estimator_groups",
-    "group_function",
+    "group_plan",
     "khat_sizes",
     "knn_sizes",
     "sample_sizes",
@@ -145,12 +146,41 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     require_config(len(cfg.get("cases", {})) >= 1, "cases", "define at least one case")
 
 
-def _q_group(case: Case, sizes: Sequence[int], names: Sequence[str]) -> Callable:
-    n_max = sizes[-1]
+# Each group runs in two stages. Stage 1 (compiled per case) draws the samples and
+# evaluates the log densities; stage 2 (compiled once per shape and shared by every case,
+# through map_rows' cache) turns one replicate's draws into its estimates at every N.
+# Splitting them is what keeps compile time from growing with the number of cases.
 
-    def one(key):
+
+def _draw_q(case: Case, n_max: int) -> Callable:
+    def draw(key):
         x = case.q.sample(key, (n_max,))
-        lq, lp = case.q.log_prob(x), case.p.log_prob(x)
+        return case.q.log_prob(x), case.p.log_prob(x)
+
+    return draw
+
+
+def _draw_importance(case: Case, n_max: int) -> Callable:
+    def draw(key):
+        x = case.proposal.sample(key, (n_max,))
+        return case.q.log_prob(x), case.p.log_prob(x), case.proposal.log_prob(x)
+
+    return draw
+
+
+def _draw_knn(case: Case, n_max: int) -> Callable:
+    def draw(key):
+        kx, ky = jax.random.split(key)
+        x, y = case.q.sample(kx, (n_max,)), case.p.sample(ky, (n_max,))
+        # k-NN works on [n, d] points; scalar events are d = 1.
+        return x.reshape(n_max, -1), y.reshape(n_max, -1)
+
+    return draw
+
+
+@functools.cache
+def _estimate_q(sizes: tuple[int, ...], names: tuple[str, ...]) -> Callable:
+    def estimate(lq, lp):
         out = {}
         for name in names:
             if name == "density_weighted":
@@ -161,25 +191,18 @@ def _q_group(case: Case, sizes: Sequence[int], names: Sequence[str]) -> Callable
             out[name] = {"value": value, "stderr": stderr}
         return out
 
-    return one
+    return estimate
 
 
-def _importance_group(
-    case: Case, sizes: Sequence[int], names: Sequence[str], fit_khat_at: Sequence[int]
+@functools.cache
+def _estimate_importance(
+    sizes: tuple[int, ...], names: tuple[str, ...], fit_khat_at: tuple[int, ...]
 ) -> Callable:
-    n_max = sizes[-1]
-
-    def one(key):
-        x = case.proposal.sample(key, (n_max,))
-        lq, lp, lr = case.q.log_prob(x), case.p.log_prob(x), case.proposal.log_prob(x)
+    def estimate(lq, lp, lr):
         f, log_w = lq - lp, lq - lr
         sn_value, sn_stderr, ess = prefix_self_normalized(log_w, f, sizes)
-        khat = jnp.stack(
-            [
-                pareto_khat(log_w[:n]) if n in fit_khat_at else jnp.asarray(jnp.nan, log_w.dtype)
-                for n in sizes
-            ]
-        )
+        nan = jnp.asarray(jnp.nan, log_w.dtype)
+        khat = jnp.stack([pareto_khat(log_w[:n]) if n in fit_khat_at else nan for n in sizes])
         diag = {"ess": ess, "pareto_k": khat}
         out = {}
         if "importance" in names:
@@ -189,15 +212,12 @@ def _importance_group(
             out["importance_snis"] = {"value": sn_value, "stderr": sn_stderr, **diag}
         return out
 
-    return one
+    return estimate
 
 
-def _knn_group(case: Case, sizes: Sequence[int], k: int) -> Callable:
-    n_max = sizes[-1]
-
-    def one(key):
-        kx, ky = jax.random.split(key)
-        x, y = case.q.sample(kx, (n_max,)), case.p.sample(ky, (n_max,))
+@functools.cache
+def _estimate_knn(sizes: tuple[int, ...], k: int) -> Callable:
+    def estimate(x, y):
         ests = [knn_kl(x[:n], y[:n], k=k) for n in sizes]
         return {
             "knn": {
@@ -206,34 +226,53 @@ def _knn_group(case: Case, sizes: Sequence[int], k: int) -> Callable:
             }
         }
 
-    return one
+    return estimate
 
 
-def group_function(cfg: Mapping[str, Any], case: Case, group: str, names: Sequence[str]):
-    """``(fn, sizes, replicates)`` for one group: fn(key) -> {estimator: {value, stderr, …}}."""
+def group_plan(cfg: Mapping[str, Any], case: Case, group: str, names: Sequence[str]):
+    """``(draw, estimate, sizes, replicates)`` for one group of one case.
+
+    ``draw(key)`` returns one replicate's draws; ``estimate(*draws)`` its estimates
+    ``{estimator: {"value": [J], "stderr": [J], …}}`` at the J sample sizes.
+    """
+    names = tuple(names)
     if group == "q":
         sizes = sample_sizes(cfg)
-        return _q_group(case, sizes, names), sizes, cfg["sweep"]["replicates"]
+        return (
+            _draw_q(case, sizes[-1]),
+            _estimate_q(sizes, names),
+            sizes,
+            cfg["sweep"]["replicates"],
+        )
     if group == "importance":
         sizes = sample_sizes(cfg)
-        fn = _importance_group(case, sizes, names, khat_sizes(cfg))
-        return fn, sizes, cfg["sweep"]["replicates"]
+        estimate = _estimate_importance(sizes, names, khat_sizes(cfg))
+        return _draw_importance(case, sizes[-1]), estimate, sizes, cfg["sweep"]["replicates"]
     if group == "knn":
         sizes = knn_sizes(cfg)
-        return _knn_group(case, sizes, cfg["knn"]["k"]), sizes, cfg["knn"]["replicates"]
+        return (
+            _draw_knn(case, sizes[-1]),
+            _estimate_knn(sizes, cfg["knn"]["k"]),
+            sizes,
+            cfg["knn"]["replicates"],
+        )
     raise ValueError(f"unknown group {group!r}")
 
 
 def run_group(cfg, case: Case, group: str, names: Sequence[str], key) -> dict[str, dict]:
     """Run one group's replicates (sharded) and summarise each estimator into a cell record."""
-    fn, sizes, replicates = group_function(cfg, case, group, names)
-    run = run_replicates(fn, key, replicates, chunk=cfg["sweep"]["chunk"])
-    # Cost model for precision per second: the linear groups pay ∝ N for an estimate at N
-    # (its share of the N_max pass); k-NN computes each N separately at cost ∝ N².
+    draw, estimate, sizes, replicates = group_plan(cfg, case, group, names)
+    chunk = cfg["sweep"]["chunk"]
+    drawn = run_replicates(draw, key, replicates, chunk=chunk)
+    run = map_rows(estimate, drawn.outputs, chunk=chunk)
+    compile_seconds = drawn.compile_seconds + run.compile_seconds
+    run_seconds = drawn.run_seconds + run.run_seconds
+    # Cost model for precision per second: the one-pass groups pay ∝ N for an estimate at
+    # N (its share of the N_max pass); k-NN computes each N separately at cost ∝ N².
     power = 2 if group == "knn" else 1
     weights = np.asarray(sizes, np.float64) ** power
     share = weights / (weights.sum() if group == "knn" else weights[-1])
-    seconds_per_estimate = run.run_seconds / replicates * share
+    seconds_per_estimate = run_seconds / replicates * share
     records = {}
     for name in names:
         out = run.outputs[name]
@@ -245,11 +284,15 @@ def run_group(cfg, case: Case, group: str, names: Sequence[str], key) -> dict[st
             row["precision_per_second"] = (
                 1.0 / (var * sec) if var and np.isfinite(var) and var > 0 else math.nan
             )
-        records[name] = summarize_cell(case, name, group, rows, run, replicates)
+        records[name] = summarize_cell(
+            case, name, group, rows, replicates, compile_seconds, run_seconds, run.num_devices
+        )
     return records
 
 
-def summarize_cell(case: Case, name: str, group: str, rows, run, replicates) -> dict:
+def summarize_cell(
+    case: Case, name: str, group: str, rows, replicates, compile_seconds, run_seconds, devices
+) -> dict:
     """The record saved for one (case, estimator) cell."""
     return {
         "case": case.name,
@@ -260,9 +303,9 @@ def summarize_cell(case: Case, name: str, group: str, rows, run, replicates) -> 
         "description": case.description,
         "proposal": case.proposal_name if group == "importance" else None,
         "replicates": int(replicates),
-        "compile_seconds": run.compile_seconds,
-        "run_seconds": run.run_seconds,
-        "num_devices": run.num_devices,
+        "compile_seconds": compile_seconds,
+        "run_seconds": run_seconds,
+        "num_devices": devices,
         "rows": rows,
     }
 

@@ -7,8 +7,8 @@ details keep this accurate in float32 and cheap to compile:
 
 * sums of per-sample terms are taken after subtracting a shift (the mean of the first few
   terms), so the variance Σ(t − t̄)² = S₂ − S₁²/N does not cancel catastrophically;
-* importance weights are summed in log space with a cumulative log-sum-exp, so no weight
-  overflows or underflows however far apart the log weights are.
+* importance weights are scaled by a running maximum before they are summed, so no
+  weight overflows however far apart the log weights are.
 """
 
 from __future__ import annotations
@@ -68,18 +68,16 @@ def prefix_mean_stderr(terms: jax.Array, sizes: Sequence[int]) -> tuple[jax.Arra
     return mean, stderr
 
 
-def _cum_lse_signed(log_w: jax.Array, f: jax.Array) -> jax.Array:
-    """Running log Σ w·f⁺ and log Σ w·f⁻ (log of the positive and negative parts)."""
-    log_abs = jnp.log(jnp.abs(f))
-    pos = jnp.where(f > 0, log_w + log_abs, -jnp.inf)
-    neg = jnp.where(f < 0, log_w + log_abs, -jnp.inf)
-    return jax.lax.cumlogsumexp(pos), jax.lax.cumlogsumexp(neg)
-
-
 def prefix_self_normalized(
     log_w: jax.Array, f: jax.Array, sizes: Sequence[int]
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Self-normalised IS mean Σw f / Σw over the first N samples, for every N in ``sizes``.
+
+    Weights are summed segment by segment (the segments end at the grid points), each
+    weight scaled by the running maximum of the log weights at the end of its segment, so
+    every scaled weight is ≤ 1; segment sums are then merged with the factors
+    exp(M_s − M_j) ≤ 1. Nothing overflows, and a weight underflows only when it is below
+    1e-38 of a larger weight already in the sum, where it cannot matter.
 
     Args:
       log_w: log importance weights ``[N_max]``.
@@ -96,28 +94,36 @@ def prefix_self_normalized(
       ([0.5, 1.5], [2.0, 4.0])
     """
     sizes = check_sizes(sizes, log_w.shape[0])
+    n = int(sizes[-1])
+    log_w, f = log_w[:n], f[:n]
     idx = sizes - 1
-    lse_w = jax.lax.cumlogsumexp(log_w)[idx]
-    lse_w2 = jax.lax.cumlogsumexp(2.0 * log_w)[idx]
+    segment = np.searchsorted(sizes, np.arange(n), side="right")  # static, sorted
+    num = len(sizes)
+    running_max = jax.lax.cummax(log_w)[idx]  # M_j: max log weight among the first N_j
+    w = jnp.exp(log_w - running_max[segment])
+    w2 = jnp.square(w)
 
-    def ratio(log_num, power):  # Σ(...)/(Σw)^power from a running log-sum
-        return jnp.exp(log_num[idx] - power * lse_w)
+    # Segment s's sums enter grid point j ≥ s rescaled by exp(power·(M_s − M_j)) ≤ 1:
+    # a lower-triangular [J, J] matrix of factors.
+    gap = running_max[None, :] - running_max[:, None]
+    lower = np.tril(np.ones((num, num), bool))
 
-    # The spread Σw̃²(f − value)² is invariant to shifting f; shifting by the full-sample
-    # estimate makes its three sums small and keeps float32 from cancelling.
-    w_all = jax.nn.softmax(log_w)
-    centre = jax.lax.stop_gradient(jnp.sum(w_all * f))
-    centre = jnp.where(jnp.isfinite(centre), centre, 0.0)
-    f = f - centre
-    f_pos, f_neg = _cum_lse_signed(log_w, f)
-    value = ratio(f_pos, 1) - ratio(f_neg, 1)
-    g_pos, g_neg = _cum_lse_signed(2.0 * log_w, f)
-    w2f = ratio(g_pos, 2) - ratio(g_neg, 2)
-    w2f2 = ratio(jax.lax.cumlogsumexp(2.0 * log_w + 2.0 * jnp.log(jnp.abs(f))), 2)
-    w2 = jnp.exp(lse_w2 - 2.0 * lse_w)
-    spread = w2f2 - 2.0 * value * w2f + jnp.square(value) * w2
-    # spread = Σw̃²(f − value)² ≥ 0 exactly; rounding can leave −ε, which is 0.
-    stderr = jnp.sqrt(jnp.maximum(spread, 0.0))
-    stderr = jnp.where(jnp.asarray(sizes) > 1, stderr, jnp.inf)
-    ess = jnp.exp(2.0 * lse_w - lse_w2)
-    return value + centre, stderr, ess
+    def merged(values, power):
+        seg_sums = jax.ops.segment_sum(values, segment, num, indices_are_sorted=True)
+        return jnp.where(lower, jnp.exp(power * gap), 0.0) @ seg_sums
+
+    sw, sw2 = merged(w, 1), merged(w2, 2)
+    value = merged(w * f, 1) / sw
+    # The spread Σw²(f − value_j)² is summed directly for each grid point j ([N, J] terms),
+    # not expanded into Σw²f² − 2v·Σw²f + v²Σw², which cancels when value_j is far from 0
+    # relative to the spread.
+    dev = jax.ops.segment_sum(
+        w2[:, None] * jnp.square(f[:, None] - value[None, :]),
+        segment,
+        num,
+        indices_are_sorted=True,
+    )  # [segment s, grid point j]
+    spread = jnp.sum(jnp.where(lower, jnp.exp(2.0 * gap), 0.0) * dev.T, axis=1)
+    stderr = jnp.where(jnp.asarray(sizes) > 1, jnp.sqrt(spread) / sw, jnp.inf)
+    ess = jnp.square(sw) / sw2
+    return value, stderr, ess

@@ -43,9 +43,13 @@ def _importance(self_normalized):
 def _knn(theta, key):
     # Sample-only: the samples are pathwise functions of theta, so the estimate is too.
     kx, ky = jax.random.split(key)
-    x = _q(theta).sample(kx, (N,))
+    x = _q(theta).sample(kx, (N,))  # [N, *batch]
     y = P.sample(ky, (N,) + theta.shape[:-1])
-    return jaxkl.knn_kl(jnp.moveaxis(x, 0, -1)[..., None], jnp.moveaxis(y, 0, -1)[..., None]).value
+
+    def one(xs, ys):  # knn_kl takes one problem [n, d]; batches go through vmap
+        return jaxkl.knn_kl(xs[:, None], ys[:, None]).value
+
+    return one(x, y) if theta.ndim == 1 else jax.vmap(one, in_axes=(1, 1))(x, y)
 
 
 ESTIMATORS = {

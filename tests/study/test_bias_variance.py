@@ -53,7 +53,7 @@ def test_outputs_exist_and_parse(quick_run):
     rows = _metrics(quick_run)
     assert tuple(rows[0]) == METRIC_COLUMNS
     summary = json.loads((quick_run / "summary.json").read_text())
-    for key in ("config", "seed", "git", "devices", "wall_time_s", "versions"):
+    for key in ("config", "seed", "git_sha", "devices", "wall_time_s", "versions"):
         assert key in summary, key
     cases = {r["case"] for r in rows}
     assert cases == {"close", "close_reverse", "far", "mvn16", "gamma", "categorical", "mixture"}
@@ -74,13 +74,22 @@ def _by(rows, case, est):
     )
 
 
-# Far Gaussians (KL = 10): E_q[r²] = e^{δ²} = e^{20}, so k3's variance is finite but carried
-# by events rarer than one in R·N draws; its sample variance and SE are unreliable there.
-K3_CASES = ["close", "close_reverse", "mvn16", "gamma", "categorical", "mixture"]
+# k3 = r − 1 − log r with r = p/q is only as well behaved as the moments of r under q:
+# - far (KL = 10): E_q[r²] = e^{δ²} = e^{20}: a finite variance carried by events rarer
+#   than one in R·N draws, so the sample variance and the SE are unreliable;
+# - mixture: p = N(0, 2²) has heavier tails than q, so E_q[r²] = ∫p²/q diverges: k3 has
+#   an infinite variance (unbiased still, but no SE means anything);
+# - mvn16: E_q[r²] is finite (σ_p² < 2σ_q²) but E_q[r⁴] is not (4/σ_p² < 3/σ_q²), so the
+#   sample variance itself has infinite variance and a slope fitted to it is noise.
+# The variance slope is tested where every moment of r is finite; unbiasedness wherever
+# the variance is finite (5 SE needs a meaningful SE).
+K3_SLOPE_CASES = ["close", "close_reverse", "gamma", "categorical"]
+K3_BIAS_CASES = [*K3_SLOPE_CASES, "mvn16"]
+K1_CASES = [*K3_BIAS_CASES, "mixture", "far"]
 
 
 @pytest.mark.parametrize(
-    "est, case", [("k1", c) for c in [*K3_CASES, "far"]] + [("k3", c) for c in K3_CASES]
+    "est, case", [("k1", c) for c in K1_CASES] + [("k3", c) for c in K3_SLOPE_CASES]
 )
 def test_variance_slope_is_minus_one(quick_run, est, case):
     from jaxkl.study.metrics import loglog_slope
@@ -91,7 +100,7 @@ def test_variance_slope_is_minus_one(quick_run, est, case):
 
 
 @pytest.mark.parametrize(
-    "est, case", [("k1", c) for c in [*K3_CASES, "far"]] + [("k3", c) for c in K3_CASES]
+    "est, case", [("k1", c) for c in K1_CASES] + [("k3", c) for c in K3_BIAS_CASES]
 )
 def test_unbiased_within_5_se_at_every_n(quick_run, est, case):
     n, m = _by(_metrics(quick_run), case, est)
@@ -161,7 +170,26 @@ def test_identical_numbers_on_1_and_4_devices(tmp_path):
         summary = json.loads((run / "summary.json").read_text())
         assert len(summary["devices"]) == devices
         results.append([{k: v for k, v in r.items() if k not in TIMING} for r in _metrics(run)])
-    assert results[0] == results[1]
+    # The draws are bitwise identical on 1 and 4 devices (tests/study/test_sweep.py); the
+    # arithmetic on them may differ by one float32 rounding, because XLA contracts
+    # multiply-adds differently when it compiles for another device count. So the metrics
+    # agree to float32 rounding, not necessarily bit for bit.
+    assert len(results[0]) == len(results[1])
+    for a, b in zip(*results, strict=True):
+        assert {k: v for k, v in a.items() if not _is_number(v)} == {
+            k: v for k, v in b.items() if not _is_number(v)
+        }
+        for k, v in a.items():
+            if _is_number(v):
+                np.testing.assert_allclose(float(v), float(b[k]), rtol=2e-5, atol=1e-7, err_msg=k)
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def test_resume_after_kill_recomputes_nothing(tmp_path):
