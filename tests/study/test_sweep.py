@@ -15,7 +15,8 @@ import hashlib, jax, numpy as np
 from jaxkl.study.sweep import run_replicates
 out = run_replicates(lambda k: (jax.random.normal(k, (33,)), jax.random.uniform(k, (3,))),
                      7, 21, chunk=4)
-print(len(jax.devices()), hashlib.sha256(b"".join(np.asarray(a).tobytes() for a in out.outputs)).hexdigest())
+blob = b"".join(np.asarray(a).tobytes() for a in out.outputs)
+print(len(jax.devices()), hashlib.sha256(blob).hexdigest())
 """
 
 
@@ -50,5 +51,8 @@ def test_map_rows_applies_fn_per_row_and_reuses_its_compile():
     second = map_rows(fn, [np.zeros((10, 3)), np.ones(10)], chunk=4)
     assert len(sweep._COMPILED) == cached  # same fn and shapes: the executable is reused
     np.testing.assert_allclose(second.outputs["s"], 1.0)
-    map_rows(fn, [np.zeros((12, 3)), np.ones(12)], chunk=4)  # new shapes compile anew
+    # more rows run as more rounds of the same shape (cached); a new row shape compiles
+    map_rows(fn, [np.zeros((12, 3)), np.ones(12)], chunk=4)
+    assert len(sweep._COMPILED) == cached
+    map_rows(fn, [np.zeros((10, 5)), np.ones(10)], chunk=4)
     assert len(sweep._COMPILED) == cached + 1
