@@ -17,10 +17,10 @@ run: $(STAMP)
 	$(PY) experiments/bias_variance.py --config configs/bias_variance.toml
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 test-all: $(STAMP)
-	$(PY) -m pytest -q -n 2 --run-slow
+	$(PY) -m pytest -q -n 2 --dist loadfile --run-slow
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

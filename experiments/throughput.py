@@ -47,6 +47,7 @@ import inspect
 import math
 import os
 import platform
+import re
 import resource
 import time
 from collections.abc import Callable
@@ -362,6 +363,8 @@ def xla_diagnostics(compiled: Compiled) -> dict[str, Any]:
         "xla_fusions": entry.count(" fusion("),
         "xla_fused_ops": sum(not any(k in ln for k in _NOT_ARITHMETIC) for ln in body),
         "xla_temp_bytes": None if mem is None else int(mem.temp_size_in_bytes),
+        # Library calls (LAPACK and the like) that run outside XLA's own loops.
+        "xla_custom_calls": sorted(set(re.findall(r'custom_call_target="([^"]+)"', text))),
     }
 
 
@@ -1775,6 +1778,25 @@ def _bounds_report(records, targets, cfg) -> list[str]:
             f"{normal['stream_gbs'] / normal['ceiling']:.2f} of the read ceiling and the "
             f"kernel {normal['fraction_of_stream']:.2f} of that stream{extra}. The read "
             "ceiling is not attainable for any kernel that writes [B, D]."
+        )
+    tril = [r for r in _rows(records, "analytic", "mvn_tril") if r.get("gflops")]
+    if tril:
+        calls = sorted({c for r in tril for c in r.get("xla_custom_calls", [])})
+        where = (
+            f"its triangular solve is a library call ({', '.join(f'`{c}`' for c in calls)}), "
+            "which runs outside XLA's fused loops, on the LAPACK that jaxlib borrows from "
+            "SciPy (OpenBLAS, with its own thread pool competing with XLA's)"
+            if calls
+            else "its triangular solve runs in XLA's own loops"
+        )
+        if not any("xla_custom_calls" in r for r in tril):
+            where = "the triangular solve sets the pace"
+        out.append(
+            f"* **MultivariateNormalTriL: {min(r['fraction'] for r in tril):.3f}–"
+            f"{max(r['fraction'] for r in tril):.2f} of the read ceiling, "
+            f"{min(r['gflops'] for r in tril):.1f}–{max(r['gflops'] for r in tril):.1f} "
+            f"GFLOP/s** (d² flops per right-hand side of the solve): not memory-bound; "
+            f"{where}."
         )
     cat = [r for r in _rows(records, "analytic", "categorical") if r.get("fraction")]
     if cat:

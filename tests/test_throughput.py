@@ -56,8 +56,14 @@ def _section_rows(summary, name):
 
 def test_outputs_exist_and_parse(run, tp):
     _, path = run
-    for name in ("config.toml", "summary.json", "metrics.csv", "report.md",
-                 "README_SECTION.md", "throughput.png"):
+    for name in (
+        "config.toml",
+        "summary.json",
+        "metrics.csv",
+        "report.md",
+        "README_SECTION.md",
+        "throughput.png",
+    ):
         assert (path / name).is_file(), name
     assert (path / "throughput.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (path / "metrics.csv").open() as f:
@@ -80,8 +86,11 @@ def test_summary_records_every_section(summary, tp):
 
 
 def test_ratios_and_ceilings_are_finite(summary):
-    timed = [r for sec in ("analytic", "monte_carlo", "peers", "anatomy")
-             for r in _section_rows(summary, sec)]
+    timed = [
+        r
+        for sec in ("analytic", "monte_carlo", "peers", "anatomy")
+        for r in _section_rows(summary, sec)
+    ]
     assert timed
     for r in timed:
         assert r.get("note") is None, r["note"]
@@ -97,13 +106,21 @@ def test_every_analytic_family_and_estimator_is_measured(summary, tp):
     mc = {r["workload"] for r in _section_rows(summary, "monte_carlo")}
     assert mc == {"mc_kl_k1", "mc_kl_k3", "importance_kl"}
     targets = {t["target"] for t in summary["results"]["targets"]}
-    assert {"analytic Normal", "analytic Categorical", "mc_kl k1",
-            "precision per second, close pair"} <= targets
+    assert {
+        "analytic Normal",
+        "analytic Categorical",
+        "mc_kl k1",
+        "precision per second, close pair",
+    } <= targets
 
 
 def test_no_retrace_on_repeated_calls(summary):
-    compiled = [r for rec in summary["results"]["sections"].values() for r in rec["rows"]
-                if r.get("traces") is not None]
+    compiled = [
+        r
+        for rec in summary["results"]["sections"].values()
+        for r in rec["rows"]
+        if r.get("traces") is not None
+    ]
     # Every jaxkl kernel of the run: analytic, Monte Carlo, kNN and each variance option.
     assert {r["section"] for r in compiled} >= {"analytic", "monte_carlo", "knn", "variance"}
     for r in compiled:

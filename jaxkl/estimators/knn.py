@@ -19,7 +19,7 @@ from jax.scipy.special import digamma
 from jaxkl._checks import require
 from jaxkl._shapes import as_float
 from jaxkl.analytic._math import log_ratio
-from jaxkl.estimators.estimate import Estimate, mean_with_stderr
+from jaxkl.estimators.estimate import Estimate
 
 __all__ = ["knn_kl"]
 
@@ -53,11 +53,11 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
     when no positive distance exists: all points of x identical, or every point of y equal
     to some xᵢ; concrete inputs of that kind raise ``ValueError``.
 
-    **Standard error.** ``stderr`` = sample std of the tᵢ / √n, as if the tᵢ were
-    independent. They are not (neighbouring points share neighbours, and all share y), so it
-    is an approximation that runs low: over 400-2000 independent replicates of Gaussian
-    pairs (n = m = 500-2000) the spread of the estimates was 1.29x (d = 1, k = 1), 1.38x
-    (d = 2), 1.51x (d = 1, k = 5) and 1.75x (d = 5) the mean reported stderr. Nor does it
+    **Standard error.** The tᵢ are not independent (neighbouring points share neighbours,
+    and all share y): their sd/√n ran 1.29× (d = 1, k = 1) to 1.75× (d = 5) too small in
+    replicate studies. ``stderr`` is instead sd(D̂_g)/√G over G = 10 disjoint subsamples
+    (every G-th point of x and of y; so x and y must be i.i.d. in the order given), which
+    assumes Var D̂ ∝ 1/n and is itself a 10-sample estimate (±24%). It does not
     include the finite-sample bias, which grows with d and where Q is narrower than P:
     measured −20% at d = 5, n = m = 10³ (KL 2.5); −29% at d = 5, n = m = 10⁴ (KL 1.31,
     Q's scale 0.7 and 0.8 of P's in two coordinates; within 1% for the pair reversed); −14%
@@ -130,8 +130,38 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
         raise ValueError(f"knn_kl: need k <= m (the k-th neighbour in y); got k={k}, m={m}")
     _check_values(x, y)
     terms = _point_terms(x, y, k=k, row_block=row_block, col_block=col_block)
-    est = mean_with_stderr(terms)
-    return Estimate(est.value + (math.log(m) - math.log(n - 1)), est.stderr, n)
+    value = jnp.mean(terms) + (math.log(m) - math.log(n - 1))
+    stderr = _subsample_stderr(x, y, k=k, row_block=row_block, col_block=col_block)
+    return Estimate(value, stderr, n)
+
+
+_SUBSAMPLES = 10
+
+
+def _subsample_stderr(x, y, *, k: int, row_block: int, col_block: int):
+    """Standard error from G disjoint subsamples: sd(D̂_g)/√G.
+
+    The per-point terms share neighbours, so their sample sd/√n understates the error
+    (by 1.3–1.75× in measurements). Estimates on disjoint subsamples — x and y split into
+    G groups of every G-th point — are independent, and with Var D̂_n ∝ 1/n (measured
+    slope −1 in the bias–variance study) Var D̂_n ≈ Var D̂_{n/G} / G. The subsamples cost
+    1/G of the full search. G = 10, fewer when n or m is too small; inf below 2 groups.
+    """
+    n, m = x.shape[0], y.shape[0]
+    groups = min(_SUBSAMPLES, n // (k + 1), m // k)
+    if groups < 2:
+        return jnp.asarray(jnp.inf, x.dtype)
+    n_g, m_g = n // groups, m // groups
+
+    def strided(a, size):  # [groups, size, d]: group g holds points g, g + G, g + 2G, …
+        return jnp.swapaxes(a[: size * groups].reshape(size, groups, a.shape[-1]), 0, 1)
+
+    def one(xg, yg):
+        terms = _point_terms(xg, yg, k=k, row_block=row_block, col_block=col_block)
+        return jnp.mean(terms) + (math.log(m_g) - math.log(n_g - 1))
+
+    estimates = jax.vmap(one)(strided(x, n_g), strided(y, m_g))
+    return jnp.std(estimates, ddof=1) / math.sqrt(groups)
 
 
 def _check_k(k) -> int:
