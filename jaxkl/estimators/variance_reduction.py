@@ -68,7 +68,7 @@ def lattice(n: int, dim: int) -> np.ndarray:
     two dimensions and a reasonable default above). Any z keeps randomised QMC unbiased;
     the choice only affects how much variance is removed.
     """
-    a = int(round(n * (math.sqrt(5.0) - 1.0) / 2.0)) | 1
+    a = round(n * (math.sqrt(5.0) - 1.0) / 2.0) | 1
     z = np.array([pow(a, k, n) if n > 1 else 0 for k in range(dim)], dtype=np.int64)
     i = np.arange(n, dtype=np.int64)[:, None]
     return ((i * z[None, :]) % n) / n

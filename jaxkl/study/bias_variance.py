@@ -61,7 +61,10 @@ THEORY: dict[str, dict[str, Any]] = {
     "k1": {"variance_slope": -1.0, "bias": "0 (unbiased)", "bias_slope": None},
     "k2": {
         "variance_slope": -1.0,
-        "bias": "constant ≠ 0: E k2 − KL = ½Var_q(log r) + ½KL² − KL (= KL²/2 for a Gaussian mean shift)",
+        "bias": (
+            "constant ≠ 0: E k2 − KL = ½Var_q(log r) + ½KL² − KL "
+            "(= KL²/2 for a Gaussian mean shift)"
+        ),
         "bias_slope": 0.0,
     },
     "k3": {"variance_slope": -1.0, "bias": "0 (unbiased)", "bias_slope": None},

@@ -13,7 +13,8 @@ def test_log_prob_and_entropy_match_scipy():
     loc, scale = np.array([-1.0, 0.5, 3.0]), np.array([0.3, 1.0, 4.0])
     d = jaxkl.Normal(loc, scale)
     x = np.linspace(-5, 5, 11)[:, None]
-    np.testing.assert_allclose(d.log_prob(x), stats.norm(loc, scale).logpdf(x), rtol=1e-5, atol=1e-5)
+    expected = stats.norm(loc, scale).logpdf(x)
+    np.testing.assert_allclose(d.log_prob(x), expected, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(d.entropy(), stats.norm(loc, scale).entropy(), rtol=1e-5)
 
 
@@ -60,7 +61,7 @@ def test_checked_raises_under_jit():
 
 def test_pytree_roundtrip_through_jit_vmap_grad():
     d = jaxkl.Normal(jnp.arange(3.0), jnp.ones(3))
-    leaves, tree = jax.tree_util.tree_flatten(d)
+    leaves, _ = jax.tree_util.tree_flatten(d)
     assert len(leaves) == 2
     out = jax.jit(lambda d: d.log_prob(0.0))(d)
     np.testing.assert_allclose(out, d.log_prob(0.0), rtol=1e-6)

@@ -35,16 +35,16 @@ def _from_log_probs(estimator):
 
 
 def _importance(self_normalized):
-    return lambda theta, key: jaxkl.importance_kl(
-        key, _q(theta), P, PROPOSAL, N, self_normalized=self_normalized
-    ).value
+    return lambda theta, key: (
+        jaxkl.importance_kl(key, _q(theta), P, PROPOSAL, N, self_normalized=self_normalized).value
+    )
 
 
 def _knn(theta, key):
     # Sample-only: the samples are pathwise functions of theta, so the estimate is too.
     kx, ky = jax.random.split(key)
     x = _q(theta).sample(kx, (N,))  # [N, *batch]
-    y = P.sample(ky, (N,) + theta.shape[:-1])
+    y = P.sample(ky, (N, *theta.shape[:-1]))
 
     def one(xs, ys):  # knn_kl takes one problem [n, d]; batches go through vmap
         return jaxkl.knn_kl(xs[:, None], ys[:, None]).value

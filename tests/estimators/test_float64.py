@@ -60,11 +60,9 @@ def test_prefix_statistics_float64(x64):
     mean, se = prefix_mean_stderr(jnp.asarray(t), (16, 1024))
     assert mean.dtype == jnp.float64
     np.testing.assert_allclose(mean, [t[:16].mean(), t.mean()], rtol=1e-14)
-    np.testing.assert_allclose(
-        se, [t[:16].std(ddof=1) / 4, t.std(ddof=1) / 32], rtol=1e-9
-    )
+    np.testing.assert_allclose(se, [t[:16].std(ddof=1) / 4, t.std(ddof=1) / 32], rtol=1e-9)
     lw, f = rng.normal(size=64) * 50, rng.normal(size=64)
-    v, s, ess = prefix_self_normalized(jnp.asarray(lw), jnp.asarray(f), (64,))
+    v, _, ess = prefix_self_normalized(jnp.asarray(lw), jnp.asarray(f), (64,))
     w = np.exp(lw - lw.max())
     np.testing.assert_allclose(v[0], (w * f).sum() / w.sum(), rtol=1e-12)
     np.testing.assert_allclose(ess[0], w.sum() ** 2 / (w**2).sum(), rtol=1e-12)

@@ -17,9 +17,7 @@ PAIRS = {
         jaxkl.MultivariateNormalDiag(jnp.full(3, 0.3), jnp.full(3, 1.2)),
     ),
     "mvn_tril": lambda: (
-        jaxkl.MultivariateNormalTriL(
-            jnp.zeros(2), jnp.array([[1.0, 0.0], [0.6, 0.8]])
-        ),
+        jaxkl.MultivariateNormalTriL(jnp.zeros(2), jnp.array([[1.0, 0.0], [0.6, 0.8]])),
         jaxkl.MultivariateNormalTriL(jnp.ones(2) * 0.2, jnp.eye(2) * 1.3),
     ),
 }
@@ -78,9 +76,7 @@ def test_reparam_gradient_unbiased(option):
         theta, jax.random.split(jax.random.key(3), R)
     )
     g = np.asarray(grads, np.float64)
-    exact = jax.grad(
-        lambda t: jaxkl.analytic.normal(t[0], jnp.exp(t[1]), p.loc, p.scale)
-    )(theta)
+    exact = jax.grad(lambda t: jaxkl.analytic.normal(t[0], jnp.exp(t[1]), p.loc, p.scale))(theta)
     se = g.std(0, ddof=1) / np.sqrt(R)
     assert np.all(np.abs(g.mean(0) - np.asarray(exact)) < 5 * se + 1e-7)
 
