@@ -60,11 +60,13 @@ def main(argv=None) -> Path:
     with tqdm(total=total, initial=done, desc="cells", unit="cell", file=sys.stderr) as bar:
         for ci, case, group, names in plan:
             ids = {n: cell_id(case=case.name, est=n) for n in names}
-            if not all(run.cells.has(i) for i in ids.values()):
-                # fold_in by case index and group keeps every cell's draws independent of
-                # which other cells run (and of resuming).
+            # Only the estimators whose cells are missing run (a kill can land between two
+            # cells of one group); fold_in by case index and group gives them the same
+            # draws as in an uninterrupted run.
+            missing = [n for n in names if not run.cells.has(ids[n])]
+            if missing:
                 group_key = jax.random.fold_in(jax.random.fold_in(key, ci), hash_group(group))
-                for name, rec in run_group(cfg, case, group, names, group_key).items():
+                for name, rec in run_group(cfg, case, group, missing, group_key).items():
                     run.cells.save(ids[name], rec)
                     bar.update(1)
             records += [run.cells.load(ids[n]) for n in names]
