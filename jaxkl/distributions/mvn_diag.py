@@ -59,7 +59,10 @@ class MultivariateNormalDiag(Distribution):
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape + self.event_shape
-        eps = jax.random.normal(key, shape, self.dtype)
+        return self._from_standard_normal(jax.random.normal(key, shape, self.dtype))
+
+    def _from_standard_normal(self, eps):
+        """Pathwise map of standard normals ``[..., *batch_shape, d]`` to draws."""
         eps, loc, scale = jnp.broadcast_arrays(eps, self.loc, self.scale_diag)
         return loc + scale * eps
 

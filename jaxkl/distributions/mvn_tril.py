@@ -77,11 +77,14 @@ class MultivariateNormalTriL(Distribution):
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape + self.event_shape
-        eps = jax.random.normal(key, shape, self.dtype)
+        return self._from_standard_normal(jax.random.normal(key, shape, self.dtype))
+
+    def _from_standard_normal(self, eps):
+        """Pathwise map of standard normals ``[..., *batch_shape, d]`` to draws."""
         # Only the lower triangle is a parameter: masking keeps the pathwise gradient of the
         # (zero) upper entries at zero, so gradient steps keep scale_tril triangular.
-        L = jnp.broadcast_to(jnp.tril(self.scale_tril), shape + self.event_shape)
-        loc = jnp.broadcast_to(self.loc, shape)
+        L = jnp.broadcast_to(jnp.tril(self.scale_tril), eps.shape + eps.shape[-1:])
+        loc = jnp.broadcast_to(self.loc, eps.shape)
         return loc + jnp.matmul(L, eps[..., None])[..., 0]
 
     def log_prob(self, x):

@@ -45,6 +45,10 @@ class Normal(Distribution):
 
     def _sample(self, key, sample_shape):
         eps = jax.random.normal(key, sample_shape + self.batch_shape, self.dtype)
+        return self._from_standard_normal(eps)
+
+    def _from_standard_normal(self, eps):
+        """Pathwise map of standard normals ``[..., *batch_shape]`` to draws."""
         eps, loc, scale = jnp.broadcast_arrays(eps, self.loc, self.scale)
         return loc + scale * eps
 

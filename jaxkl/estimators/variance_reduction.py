@@ -96,19 +96,13 @@ def rqmc_standard_normal(
 def gaussian_from_standard_normal(q: Distribution, eps: jax.Array) -> jax.Array:
     """Map standard normals ``[..., *batch, d]`` to draws of a Gaussian q (pathwise).
 
-    Normal has event shape (), so its trailing axis of size 1 is dropped.
+    Uses the family's own transform (the one its sampler uses). Normal has event shape (),
+    so its trailing axis of size 1 is dropped.
     """
     if isinstance(q, Normal):
-        e = eps[..., 0]
-        e, loc, scale = jnp.broadcast_arrays(e, q.loc, q.scale)
-        return loc + scale * e
-    if isinstance(q, MultivariateNormalDiag):
-        e, loc, scale = jnp.broadcast_arrays(eps, q.loc, q.scale_diag)
-        return loc + scale * e
-    if isinstance(q, MultivariateNormalTriL):
-        L = jnp.broadcast_to(q.scale_tril, eps.shape + eps.shape[-1:])
-        loc = jnp.broadcast_to(q.loc, eps.shape)
-        return loc + jnp.matmul(L, eps[..., None])[..., 0]
+        return q._from_standard_normal(eps[..., 0])
+    if isinstance(q, MultivariateNormalDiag | MultivariateNormalTriL):
+        return q._from_standard_normal(eps)
     names = ", ".join(f.__name__ for f in GAUSSIAN_FAMILIES)
     raise ValueError(f"randomised QMC needs a Gaussian q ({names}); got {type(q).__name__}")
 
