@@ -9,6 +9,7 @@ import jax.numpy as jnp
 __all__ = [
     "ZETA_MINUS_1",
     "expm1_minus_x",
+    "gaussian_scale_kl",
     "half_expm1_2t_minus_t",
     "horner_from_x2",
     "log_ratio",
@@ -82,3 +83,50 @@ def half_expm1_2t_minus_t(t):
     precision there (series for |2t| < 1) and loses at most a factor ~3 beyond.
     """
     return 0.5 * expm1_minus_x(2.0 * jnp.asarray(t))
+
+
+# Constants of gaussian_scale_kl per float width: (c, series terms, k) where the series
+# weight is 1 / (1 + (s/c)^(2^k)). Chosen by scanning ratios 1e-6 … 1e6 (and 1 ± 1e-7)
+# against 50-digit arithmetic: max relative error 3.9e-7 in float32, 1.4e-15 in float64.
+_SCALE_KL_BLEND = {32: (0.15, 4, 3), 64: (0.1, 10, 4)}
+
+
+def gaussian_scale_kl(scale_a, scale_b):
+    """½(r² − 1) − log r for r = scale_a / scale_b > 0: the scale part of the Gaussian KL.
+
+    With d = a − b, t = d/b = r − 1, s = d/(a + b) and log r = 2·atanh(s) it equals
+
+        ½t² + t·s − G,   G = 2(atanh(s) − s) = log r − 2s = 2Σ_{k≥1} s^{2k+1}/(2k+1),
+
+    where ½t² and t·s are formed without cancellation for every r (d is exact when a ≈ b),
+    and only G needs care: log r − 2s loses digits as s → 0, its series converges slowly
+    as |s| → 1. The two are blended, G = (series + q·(log r − 2s)) / (1 + q) with
+    q = (s/c)^(2^k): below c the weight is 1 − O((s/c)^(2^k)) on the series (exactly the
+    series once q underflows, so r = 1 gives exactly 0), above c it falls as (c/s)^(2^k).
+    Nothing here is a compare or a select: on XLA:CPU a select splits the fused loop and
+    costs as much as ten arithmetic ops, and this term is evaluated once per coordinate of
+    every diagonal Gaussian KL (it made ``mvn_diag`` 2.5× faster than ½·expm1(2t) − t with
+    a branch for small t). Relative error ≤ 4e-7 in float32 and ≤ 2e-15 in float64 for
+    ratios 1e-6 … 1e6.
+
+    Args:
+      scale_a, scale_b: positive arrays ``[...]`` of one float dtype, broadcasting together.
+
+    Returns:
+      ``[...]``, ≥ 0 up to rounding; 0 exactly where scale_a == scale_b.
+    """
+    a, b = jnp.broadcast_arrays(scale_a, scale_b)
+    c, terms, k = _SCALE_KL_BLEND[64 if jnp.finfo(a.dtype).bits > 32 else 32]
+    d = a - b
+    t = d / b
+    s = d / (a + b)
+    s2 = s * s
+    series = 0.0
+    for j in reversed(range(terms)):
+        series = series * s2 + 2.0 / (2 * j + 3)
+    series = series * s2 * s
+    q = s2 * (1.0 / (c * c))
+    for _ in range(k - 1):
+        q = q * q
+    g = (series + q * (jnp.log(a / b) - 2.0 * s)) / (1.0 + q)
+    return t * (0.5 * t + s) - g

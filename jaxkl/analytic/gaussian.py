@@ -8,7 +8,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxkl._shapes import as_float, broadcast_named
-from jaxkl.analytic._math import half_expm1_2t_minus_t, log_ratio
+from jaxkl.analytic._math import gaussian_scale_kl
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.lognormal import LogNormal
 from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
@@ -21,9 +21,11 @@ __all__ = ["lognormal", "mvn_diag", "mvn_tril", "normal", "residual_normal"]
 def normal(loc_a, scale_a, loc_b, scale_b):
     """KL(N(loc_a, scale_a²) ‖ N(loc_b, scale_b²)).
 
-    KL = ½((μ_a − μ_b)/σ_b)² + ½·expm1(2t) − t,  t = log(σ_a/σ_b),
-    which equals the textbook ½(σ_a²/σ_b² + (μ_a−μ_b)²/σ_b² − 1) + log(σ_b/σ_a) but keeps
-    full precision in float32 for scale ratios from 1e-6 to 1e6 and near 1.
+    KL = ½((μ_a − μ_b)/σ_b)² + ½(r² − 1) − log r,  r = σ_a/σ_b,
+    the textbook ½(σ_a²/σ_b² + (μ_a−μ_b)²/σ_b² − 1) + log(σ_b/σ_a) with the scale part
+    evaluated by :func:`jaxkl.analytic._math.gaussian_scale_kl`, which keeps full
+    precision in float32 for scale ratios from 1e-6 to 1e6 and near 1 (as written, the
+    textbook form loses every digit as σ_a → σ_b).
 
     Args:
       loc_a, scale_a, loc_b, scale_b: arrays ``[...]`` that broadcast together; scales > 0.
@@ -40,16 +42,17 @@ def normal(loc_a, scale_a, loc_b, scale_b):
         "jaxkl.analytic.normal", loc_a=loc_a, scale_a=scale_a, loc_b=loc_b, scale_b=scale_b
     )
     z = (loc_a - loc_b) / scale_b
-    return 0.5 * jnp.square(z) + half_expm1_2t_minus_t(log_ratio(scale_a, scale_b))
+    return 0.5 * jnp.square(z) + gaussian_scale_kl(scale_a, scale_b)
 
 
 def residual_normal(delta_loc, delta_scale, scale_p):
     """NVAE's residual-normal KL: KL(N(μ_p + Δμ, (σ_p·Δσ)²) ‖ N(μ_p, σ_p²)).
 
     KL = ½(Δμ²/σ_p² + Δσ²) − ½ − log Δσ — the ordinary Gaussian KL with the posterior
-    written relative to the prior (Vahdat & Kautz 2020, eq. 2). It is evaluated as
-    ½(Δμ/σ_p)² + ½·expm1(2 log Δσ) − log Δσ, which stays accurate in float32 as Δσ → 1
-    and Δμ → 0, where the textbook form cancels catastrophically.
+    written relative to the prior (Vahdat & Kautz 2020, eq. 2). Its scale part
+    ½(Δσ² − 1) − log Δσ is evaluated by :func:`jaxkl.analytic._math.gaussian_scale_kl`,
+    which stays accurate in float32 as Δσ → 1 and Δμ → 0, where the textbook form cancels
+    catastrophically.
 
     Args:
       delta_loc: Δμ, ``[...]``.
@@ -70,8 +73,8 @@ def residual_normal(delta_loc, delta_scale, scale_p):
         delta_scale=delta_scale,
         scale_p=scale_p,
     )
-    t = log_ratio(delta_scale, jnp.ones_like(delta_scale))
-    return 0.5 * jnp.square(delta_loc / scale_p) + half_expm1_2t_minus_t(t)
+    scale_part = gaussian_scale_kl(delta_scale, jnp.ones_like(delta_scale))
+    return 0.5 * jnp.square(delta_loc / scale_p) + scale_part
 
 
 @register_kl(Normal, Normal)
@@ -83,8 +86,8 @@ def lognormal(loc_a, scale_a, loc_b, scale_b):
     """KL(LogNormal(loc_a, scale_a) ‖ LogNormal(loc_b, scale_b)).
 
     KL is invariant under the bijection x ↦ exp(x) applied to both arguments, so this is
-    the normal KL of the underlying normals: ½((μ_a − μ_b)/σ_b)² + ½·expm1(2t) − t with
-    t = log(σ_a/σ_b) (see :func:`normal` for why that form).
+    the normal KL of the underlying normals: ½((μ_a − μ_b)/σ_b)² + ½(r² − 1) − log r with
+    r = σ_a/σ_b (see :func:`normal` for how it is evaluated).
 
     Args:
       loc_a, scale_a, loc_b, scale_b: parameters of the underlying normals, ``[...]``,
@@ -148,9 +151,9 @@ def _check_same_event(a, b) -> None:
 def mvn_diag(loc_a, scale_diag_a, loc_b, scale_diag_b):
     """KL(N(loc_a, diag(scale_diag_a²)) ‖ N(loc_b, diag(scale_diag_b²))).
 
-    KL = Σᵢ [½((μ_aᵢ − μ_bᵢ)/s_bᵢ)² + ½·expm1(2tᵢ) − tᵢ],  tᵢ = log(s_aᵢ/s_bᵢ):
-    the sum over coordinates of the univariate KL, each term in the form that keeps full
-    float32 precision when s_aᵢ ≈ s_bᵢ as well as for ratios far from 1.
+    KL = Σᵢ [½((μ_aᵢ − μ_bᵢ)/s_bᵢ)² + ½(rᵢ² − 1) − log rᵢ],  rᵢ = s_aᵢ/s_bᵢ:
+    the sum over coordinates of the univariate KL (see :func:`normal`), each term keeping
+    full float32 precision when s_aᵢ ≈ s_bᵢ as well as for ratios far from 1.
 
     Args:
       loc_a, scale_diag_a, loc_b, scale_diag_b: ``[..., d]`` with one d; batch dimensions
@@ -187,7 +190,7 @@ def mvn_diag(loc_a, scale_diag_a, loc_b, scale_diag_b):
 @jax.jit
 def _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b):
     z = (loc_a - loc_b) / scale_diag_b
-    per_dim = 0.5 * jnp.square(z) + half_expm1_2t_minus_t(log_ratio(scale_diag_a, scale_diag_b))
+    per_dim = 0.5 * jnp.square(z) + gaussian_scale_kl(scale_diag_a, scale_diag_b)
     return jnp.sum(per_dim, -1)
 
 
@@ -200,12 +203,13 @@ def _kl_mvndiag_mvndiag(a: MultivariateNormalDiag, b: MultivariateNormalDiag):
 def _whitened_kl(m, diag_a, diag_b, y):
     """KL from the whitened quantities M = L_b⁻¹L_a and y = L_b⁻¹(μ_b − μ_a).
 
-    With M lower triangular, Mᵢᵢ = L_aᵢᵢ/L_bᵢᵢ and log det M = Σ tᵢ (tᵢ = log Mᵢᵢ):
-    ½(‖M‖_F² − d) − log det M = ½ Σ_{i>j} Mᵢⱼ² + Σᵢ (½·expm1(2tᵢ) − tᵢ). Every term is
-    ≥ 0 and none cancels, unlike ½(‖M‖_F² − d) − log det M evaluated as written.
+    With M lower triangular, Mᵢᵢ = rᵢ = L_aᵢᵢ/L_bᵢᵢ and log det M = Σ log rᵢ:
+    ½(‖M‖_F² − d) − log det M = ½ Σ_{i>j} Mᵢⱼ² + Σᵢ (½(rᵢ² − 1) − log rᵢ). Every term is
+    ≥ 0 and none cancels (the last by :func:`jaxkl.analytic._math.gaussian_scale_kl`),
+    unlike ½(‖M‖_F² − d) − log det M evaluated as written.
     """
     off = jnp.tril(m, -1)
-    scale_part = jnp.sum(half_expm1_2t_minus_t(log_ratio(diag_a, diag_b)), -1)
+    scale_part = jnp.sum(gaussian_scale_kl(diag_a, diag_b), -1)
     return 0.5 * (jnp.sum(jnp.square(off), (-2, -1)) + jnp.sum(jnp.square(y), -1)) + scale_part
 
 
@@ -215,7 +219,7 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
     KL = ½[‖L_b⁻¹L_a‖_F² + ‖L_b⁻¹(μ_b − μ_a)‖² − d] + Σᵢ log L_bᵢᵢ − Σᵢ log L_aᵢᵢ.
     One triangular solve gives both L_b⁻¹L_a and L_b⁻¹(μ_b − μ_a) (no inverse is formed);
     the trace and log-determinant terms are then combined without cancellation as
-    ½ Σ_{i>j} (L_b⁻¹L_a)ᵢⱼ² + Σᵢ (½·expm1(2tᵢ) − tᵢ), tᵢ = log(L_aᵢᵢ/L_bᵢᵢ), which is
+    ½ Σ_{i>j} (L_b⁻¹L_a)ᵢⱼ² + Σᵢ (½(rᵢ² − 1) − log rᵢ), rᵢ = L_aᵢᵢ/L_bᵢᵢ, which is
     exactly zero for identical arguments and never negative.
 
     Args:

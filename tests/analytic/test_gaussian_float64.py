@@ -50,6 +50,38 @@ def test_normal_float32_scale_ratios_match_high_precision(loc_diff):
     assert rel.max() < 1e-5, (rel.max(), np.unravel_index(rel.argmax(), rel.shape))
 
 
+def test_normal_float64_scale_ratios_match_high_precision():
+    # float64 uses its own blend constants (more series terms, a steeper weight); a float32
+    # constant set would leave ~1e-7 relative error here.
+    scale_b = np.array([0.3, 1.0, 7.0])
+    ratio = np.array([*RATIOS, 1 - 1e-12, 1 + 1e-12, 0.9, 1.2])
+    sa = ratio[:, None] * scale_b[None, :]
+    sb = np.broadcast_to(scale_b, sa.shape)
+    la, lb = np.full(sa.shape, 0.25), np.full(sa.shape, 0.25)
+    with jax.enable_x64(True):
+        got = np.asarray(jaxkl.analytic.normal(la, sa, lb, sb))
+        assert got.dtype == np.float64
+    ref = np.vectorize(_normal_kl_decimal)(la, sa, lb, sb)
+    rel = np.abs(got - ref) / ref
+    assert rel.max() < 1e-13, (rel.max(), np.unravel_index(rel.argmax(), rel.shape))
+
+
+def test_normal_scale_term_dense_ratio_scan_float32():
+    # A dense scan through the blend region of gaussian_scale_kl (|s| ≈ c, where the series
+    # and log r − 2s trade places) and the far tails, not only the RATIOS above.
+    rng = np.random.default_rng(7)
+    log_r = np.concatenate([np.linspace(-13.8, 13.8, 601), np.linspace(-1.0, 1.0, 401)])
+    sb = np.exp(rng.uniform(-4, 4, log_r.size)).astype(np.float32)
+    sa = (sb * np.exp(log_r)).astype(np.float32)
+    keep = sa != sb
+    sa, sb = sa[keep], sb[keep]
+    zeros = np.zeros_like(sa)
+    got = np.asarray(jaxkl.analytic.normal(zeros, sa, zeros, sb))
+    ref = np.array([_normal_kl_decimal(0.0, a, 0.0, b) for a, b in zip(sa, sb, strict=True)])
+    rel = np.abs(got - ref) / ref
+    assert rel.max() < 2e-6, (rel.max(), sa[rel.argmax()] / sb[rel.argmax()])
+
+
 def test_lognormal_and_mvn_diag_float32_near_equal_scales():
     sb = np.array([0.5, 1.0, 3.0], np.float32)
     sa = (sb * np.float32(1 + 1e-4)).astype(np.float32)
