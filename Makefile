@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test test-all lint throughput clean
+.PHONY: run test test-all lint throughput throughput-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +28,19 @@ lint: $(STAMP)
 throughput: $(STAMP)
 	$(PY) experiments/throughput.py --config configs/throughput.toml
 
+# The same benchmark with the peer libraries importable, in a separate environment so the
+# test environment stays peer-free (torch from its CPU-only index: no CUDA download).
+PEERS_VENV := .venv-peers
+PEERS_PY   := $(PEERS_VENV)/bin/python
+$(PEERS_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(PEERS_VENV)
+	$(PEERS_PY) -m pip install --quiet --upgrade pip
+	$(PEERS_PY) -m pip install --quiet -e '.[dev]' numpyro distrax
+	$(PEERS_PY) -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+	touch $@
+
+throughput-peers: $(PEERS_VENV)/.installed
+	$(PEERS_PY) experiments/throughput.py --config configs/throughput.toml
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .ruff_cache

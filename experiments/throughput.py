@@ -713,7 +713,7 @@ def _peer_analytic_calls(status: dict[str, str], arrays) -> dict[str, Callable]:
     if _installed(status, "torch"):
         import torch
 
-        t = [torch.from_numpy(x) for x in host]
+        t = [torch.from_numpy(x.copy()) for x in host]  # torch wants writable arrays
 
         def torch_call():
             with torch.no_grad():
@@ -751,7 +751,7 @@ def _peer_mc_calls(status: dict[str, str], key, params, n: int) -> dict[str, Cal
     if _installed(status, "torch"):
         import torch
 
-        t = [torch.from_numpy(np.asarray(x)) for x in params]
+        t = [torch.from_numpy(np.array(x)) for x in params]  # a writable copy
 
         def torch_call():
             with torch.no_grad():
@@ -1186,7 +1186,8 @@ def figure(records: dict[str, Any], cfg: dict[str, Any]):
     ax_gbs.set_yscale("log")
     ax_gbs.set_ylabel("GB/s")
     ax_gbs.set_title("(a) analytic KL throughput")
-    ax_gbs.legend(fontsize=7)
+    if ax_gbs.get_legend_handles_labels()[0]:
+        ax_gbs.legend(fontsize=7)
     ax_frac.set_ylabel("fraction of the read ceiling")
     ax_frac.set_title("(b) analytic KL / read ceiling")
     ax_frac.legend(fontsize=7)
