@@ -52,6 +52,47 @@ def _categorical_kl_ld(a, b):
     return float(np.sum(np.exp(la) * (la - lb)))
 
 
+def _categorical_kl_centred_ld(a, b):
+    """KL per row in long double as log1p(Σ p (expm1(x) − x) + q̃), x = E_p[g] − g, g = a − b.
+
+    q̃ is b's mass on the categories a excludes, relative to p's normaliser. Unlike the
+    textbook sum this keeps full relative precision for tiny KL; −inf where a excludes a
+    category is allowed, +inf is returned where b excludes a category a has mass on.
+    """
+    out = []
+    for u, v in zip(np.asarray(a, LD), np.asarray(b, LD), strict=True):
+        fa, fb = np.isfinite(u), np.isfinite(v)
+        if np.any(fa & ~fb):
+            out.append(np.inf)
+            continue
+        m = u[fa].max()
+        lse = m + np.log(np.sum(np.exp(u[fa] - m)))
+        p = np.exp(u[fa] - lse)
+        g = u[fa] - v[fa]
+        x = np.sum(p * g) - g
+        s = np.sum(p * (np.expm1(x) - x))
+        s += np.sum(np.exp(v[~fa & fb] - lse + np.sum(p * g)))
+        out.append(float(np.log1p(s)))
+    return np.array(out)
+
+
+def _categorical_grads_ld(a, b):
+    """∂KL/∂a = p (g − E_p g) and ∂KL/∂b = q − p in long double (0 on rows with KL = +inf)."""
+    a, b = np.asarray(a, LD), np.asarray(b, LD)
+    ga, gb = np.zeros(a.shape), np.zeros(b.shape)
+    for i, (u, v) in enumerate(zip(a, b, strict=True)):
+        fa, fb = np.isfinite(u), np.isfinite(v)
+        if np.any(fa & ~fb):
+            continue
+        p = np.where(fa, np.exp(np.where(fa, u, 0) - u[fa].max()), 0)
+        q = np.where(fb, np.exp(np.where(fb, v, 0) - v[fb].max()), 0)
+        p, q = p / p.sum(), q / q.sum()
+        g = np.where(fa, np.where(fa, u, 0) - np.where(fb, v, 0), 0)
+        ga[i] = p * (g - np.sum(p * g))
+        gb[i] = q - p
+    return ga, gb
+
+
 def _batched_grad(kernel):
     """Per-pair gradients of a kernel in both arguments, compiled once."""
     return jax.jit(jax.vmap(jax.grad(kernel, argnums=(0, 1))))
@@ -211,6 +252,122 @@ def test_categorical_support_mismatch_and_zero_mass():
         assert not np.any(np.isnan(g))
     # b's mass outside a's support enters as −log q(supp a).
     np.testing.assert_allclose(out[3], -special.log_softmax(b[3])[2], rtol=1e-6)
+
+
+def _categorical_cases(k, rng):
+    """Rows of float32 logits [n, k] pairs that exercise every branch of the kernel."""
+    a = rng.normal(0.0, 2.0, size=(8, k))
+    b = rng.normal(0.0, 2.0, size=(8, k))
+    near = a + 1e-4 * rng.normal(size=a.shape)
+    masked_a, masked_b = a.copy(), b.copy()
+    masked_a[:, ::3] = masked_b[:, ::3] = -np.inf  # excluded by both
+    masked_a[:, 1::4] = -np.inf  # excluded by a only: b's mass there enters as q̃
+    finfo_min = np.float32(np.finfo(np.float32).min)
+    soft = a.copy()
+    soft[:, 1::2] -= 105.0  # p underflows in float32 while p·eˣ does not
+    return {
+        "far": (a, b),
+        "near 1e-2": (a, a + 1e-2 * rng.normal(size=a.shape)),
+        "near 1e-4": (a, near),
+        "near 1e-5": (a, a + 1e-5 * rng.normal(size=a.shape)),
+        "near, logits near 100": (a + 100.0, near + 100.0),
+        "scale 50": (25.0 * a, 25.0 * b),
+        "KL in the thousands": (500.0 * a, 500.0 * b),
+        "masked": (masked_a, masked_b),
+        "masked near": (masked_a, np.where(np.isfinite(masked_a), masked_a + 1e-3, -np.inf)),
+        "finfo.min as mask": (
+            np.where(np.isfinite(masked_a), masked_a, finfo_min),
+            np.where(np.isfinite(masked_b), masked_b, finfo_min),
+        ),
+        "soft mask a − 105": (soft, b),
+        "soft mask a − 1e4": (a - 1e4 * (np.arange(k) % 2), b),
+    }
+
+
+@pytest.mark.parametrize("k", [5, 40])
+def test_categorical_full_relative_precision_on_every_branch(k):
+    # K = 5 runs the column-by-column kernel, K = 40 the row sums; the long-double oracle
+    # is taken at the float32-rounded logits, so the tolerance measures the kernel alone.
+    rng = np.random.default_rng(7 + k)
+    lo = np.finfo(np.float32).min
+    for name, (a, b) in _categorical_cases(k, rng).items():
+        a32, b32 = a.astype(np.float32), b.astype(np.float32)
+        ref = _categorical_kl_centred_ld(
+            np.where(a32 <= lo, -np.inf, a32), np.where(b32 <= lo, -np.inf, b32)
+        )
+        got = np.asarray(jax.jit(analytic.categorical)(a32, b32))
+        assert np.all(np.isfinite(got)) and np.all(got >= 0.0), name
+        np.testing.assert_allclose(got, ref, rtol=3e-6, atol=0, err_msg=name)
+    # The oracle itself agrees with the textbook sum wherever that sum is accurate.
+    a, b = _categorical_cases(k, rng)["far"]
+    np.testing.assert_allclose(
+        _categorical_kl_centred_ld(a, b),
+        [_categorical_kl_ld(u, v) for u, v in zip(a, b, strict=True)],
+        rtol=1e-12,
+    )
+
+
+@pytest.mark.parametrize("k", [3, 40])
+def test_categorical_float64_precision(k):
+    rng = np.random.default_rng(3 + k)
+    a = rng.normal(0.0, 2.0, size=(6, k))
+    with jax.enable_x64(True):
+        for b in (rng.normal(0.0, 2.0, size=(6, k)), a + 1e-6 * rng.normal(size=a.shape)):
+            got = analytic.categorical(a, b)
+            assert got.dtype == jnp.float64
+            # The long-double oracle itself carries ~1e-19/|x| relative error here (|x| ~ 1e-6).
+            np.testing.assert_allclose(got, _categorical_kl_centred_ld(a, b), rtol=1e-12)
+
+
+@pytest.mark.parametrize("k", [3, 40])
+def test_categorical_infinite_where_b_excludes_even_negligible_mass(k):
+    rng = np.random.default_rng(k)
+    a = rng.normal(size=(3, k)).astype(np.float32)
+    b = a.copy()
+    a[0, 1] = -200.0  # p = e^-200 underflows to 0 in float32, yet it is mass ...
+    b[0, 1] = -np.inf  # ... that b excludes: KL = +inf
+    a[1:, 1] = b[1:, 1] = -np.inf  # excluded by both: no contribution
+    b[2, 0] += 1.0
+    out = np.asarray(analytic.categorical(a, b))
+    assert out[0] == np.inf
+    assert out[1] == 0.0  # equal rows, masks included: exactly 0
+    np.testing.assert_allclose(out[2], _categorical_kl_centred_ld(a[2:], b[2:]), rtol=2e-6)
+    assert 0.0 < out[2] < np.inf
+
+
+@pytest.mark.parametrize("k", [4, 40])
+def test_categorical_gradients_are_the_closed_forms_with_masks(k):
+    rng = np.random.default_rng(11 + k)
+    a = rng.normal(0.0, 3.0, size=(8, k)).astype(np.float32)
+    b = rng.normal(0.0, 3.0, size=(8, k)).astype(np.float32)
+    a[0, 0] = -np.inf  # a excludes a category b covers
+    a[1, 1] = b[1, 1] = -np.inf  # both exclude it
+    b[2, 2] = -np.inf  # infinite KL: gradient 0
+    a[3] = a[3] * 15.0  # logits beyond ±50
+    ga, gb = _batched_grad(analytic.categorical)(jnp.asarray(a), jnp.asarray(b))
+    ref_a, ref_b = _categorical_grads_ld(a, b)
+    assert np.all(np.isfinite(ga)) and np.all(np.isfinite(gb))
+    np.testing.assert_allclose(ga, ref_a, atol=2e-6 * max(1.0, np.abs(ref_a).max()))
+    np.testing.assert_allclose(gb, ref_b, atol=1e-6)
+    # Reverse mode over the batch and forward mode agree with the per-row gradients.
+    total = jax.jit(jax.grad(lambda x, y: analytic.categorical(x, y).sum(), argnums=(0, 1)))
+    np.testing.assert_allclose(total(a, b)[0], ga, rtol=1e-6, atol=1e-7)
+    direction = rng.normal(size=a.shape).astype(np.float32)
+    tangent = jax.jvp(lambda x: analytic.categorical(x, b), (a,), (direction,))[1]
+    np.testing.assert_allclose(tangent, np.sum(ref_a * direction, -1), atol=2e-5)
+
+
+def test_categorical_half_precision_is_evaluated_in_float32():
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(4, 6)).astype(np.float16)
+    b = rng.normal(size=(4, 6)).astype(np.float16)
+    out = analytic.categorical(a, b)
+    assert out.dtype == jnp.float16
+    np.testing.assert_allclose(
+        out.astype(np.float32),
+        analytic.categorical(a.astype(np.float32), b.astype(np.float32)),
+        rtol=1e-3,
+    )
 
 
 def test_bernoulli_infinite_logits():
