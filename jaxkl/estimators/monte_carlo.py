@@ -49,8 +49,9 @@ def per_sample_kl(log_q: jax.Array, log_p: jax.Array, estimator: str = "k1") -> 
       Array of the same shape: −log r, ½(log r)² or expm1(log r) − log r.
 
     Example:
-      >>> per_sample_kl(jnp.array([0.0]), jnp.array([-1.0]), "k3").round(4)
-      Array([0.3679], dtype=float32)
+      >>> terms = per_sample_kl(jnp.array([0.0, 0.0]), jnp.array([-1.0, 1.0]), "k3")
+      >>> [round(float(t), 4) for t in terms]  # e^{∓1} − 1 ± 1
+      [0.3679, 0.7183]
     """
     _check_choice("estimator", estimator, ESTIMATORS)
     log_r = log_p - log_q
