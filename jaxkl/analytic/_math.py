@@ -10,7 +10,6 @@ __all__ = [
     "ZETA_MINUS_1",
     "expm1_minus_x",
     "gaussian_scale_kl",
-    "half_expm1_2t_minus_t",
     "horner_from_x2",
     "log_ratio",
     "series_radius",
@@ -76,18 +75,9 @@ def expm1_minus_x(s):
     return jnp.where(small, series, jnp.expm1(s) - s)
 
 
-def half_expm1_2t_minus_t(t):
-    """0.5·expm1(2t) − t, the scale part of the Gaussian KL with t = log(σ_a/σ_b).
-
-    The two terms cancel to O(t²) as t → 0; :func:`expm1_minus_x` keeps full relative
-    precision there (series for |2t| < 1) and loses at most a factor ~3 beyond.
-    """
-    return 0.5 * expm1_minus_x(2.0 * jnp.asarray(t))
-
-
 # Constants of gaussian_scale_kl per float width: (c, series terms, k) where the series
 # weight is 1 / (1 + (s/c)^(2^k)). Chosen by scanning ratios 1e-6 … 1e6 (and 1 ± 1e-7)
-# against 50-digit arithmetic: max relative error 3.9e-7 in float32, 1.4e-15 in float64.
+# against 50-digit arithmetic: max relative error 4.2e-7 in float32, 1.5e-15 in float64.
 _SCALE_KL_BLEND = {32: (0.15, 4, 3), 64: (0.1, 10, 4)}
 
 

@@ -14,7 +14,7 @@ divergence
 
     R(a, b) = ω(b) − ω(a) − (b − a) ω'(a)  ≥ 0.
 
-With g(u) = eᵘ − 1 − u ≥ 0 and h(u) = u eᵘ − eᵘ + 1 ≥ 0 this gives
+With g(u) = eᵘ − 1 − u ≥ 0 (`expm1_minus_x`) and h(u) = u eᵘ − eᵘ + 1 ≥ 0 this gives
 
     KL(Gamma(α_a, β_a) ‖ Gamma(α_b, β_b)) = α_b g(log(μ_a / μ_b)) + R(α_a, α_b),
         μ = α / β the means;
@@ -43,7 +43,7 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln, polygamma
 
 from jaxkl._shapes import as_float, broadcast_named
-from jaxkl.analytic._math import half_expm1_2t_minus_t, log_ratio
+from jaxkl.analytic._math import expm1_minus_x, log_ratio
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.beta import Beta
 from jaxkl.distributions.dirichlet import Dirichlet
@@ -67,14 +67,9 @@ _GL_U = tuple(float((x + 1.0) / 2.0) for x in _NODES)
 _GL_W = tuple(float(w / 2.0 * (1.0 - u)) for w, u in zip(_WEIGHTS, _GL_U, strict=True))
 
 
-def _g(u):
-    """g(u) = eᵘ − 1 − u ≥ 0, to full relative precision near u = 0 as well."""
-    return 2.0 * half_expm1_2t_minus_t(0.5 * u)
-
-
 def _h(u):
     """h(u) = u eᵘ − eᵘ + 1 = u·expm1(u) − g(u) ≥ 0 (≈ u²/2 near 0, no cancellation)."""
-    return u * jnp.expm1(u) - _g(u)
+    return u * jnp.expm1(u) - expm1_minus_x(u)
 
 
 def _log_ratio_d(a, b, d):
@@ -117,7 +112,7 @@ def _omega_bregman(a, b, d, s):
     ab, bb = jnp.where(big, a, _STIRLING_MIN), jnp.where(big, b, _STIRLING_MIN)
     db, sb = jnp.where(big, d, 0.0), jnp.where(big, s, 0.0)
     stirling = (
-        0.5 * _g(sb)
+        0.5 * expm1_minus_x(sb)
         + _stirling_correction(bb)
         - _stirling_correction(ab)
         - db * _stirling_correction_grad(ab)
@@ -135,7 +130,7 @@ def _gamma_kl(conc_a, rate_a, conc_b, rate_b):
     s = _log_ratio_d(conc_a, conc_b, d)
     # log(μ_a/μ_b) = log(β_b/β_a) − log(α_b/α_a); both logs are accurate near 0.
     u = log_ratio(rate_b, rate_a) - s
-    return conc_b * _g(u) + _omega_bregman(conc_a, conc_b, d, s)
+    return conc_b * expm1_minus_x(u) + _omega_bregman(conc_a, conc_b, d, s)
 
 
 @jax.jit
@@ -200,7 +195,7 @@ def exponential(rate_a, rate_b):
     """
     rate_a, rate_b = as_float(rate_a, rate_b)
     rate_a, rate_b = broadcast_named("jaxkl.analytic.exponential", rate_a=rate_a, rate_b=rate_b)
-    return _g(log_ratio(rate_b, rate_a))
+    return expm1_minus_x(log_ratio(rate_b, rate_a))
 
 
 @register_kl(Exponential, Exponential)
