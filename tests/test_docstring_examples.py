@@ -7,6 +7,7 @@ import pkgutil
 import pytest
 
 import jaxkl
+from jaxkl.analytic import registry
 
 MODULES = sorted(
     m.name for m in pkgutil.walk_packages(jaxkl.__path__, prefix="jaxkl.") if not m.ispkg
@@ -20,6 +21,17 @@ def test_examples_are_found():
         for name in MODULES
     )
     assert total >= 50, total
+
+
+@pytest.fixture(autouse=True)
+def _registry_restored():
+    # register_kl's example registers a pair; the registry is global, so put it back or
+    # later tests on this worker (the oracle-coverage and README-table tests) see it.
+    saved = dict(registry._REGISTRY)
+    yield
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+    registry._dispatch.cache_clear()
 
 
 @pytest.mark.parametrize("name", MODULES)
