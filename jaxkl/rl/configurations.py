@@ -22,6 +22,7 @@ __all__ = [
     "KLConfig",
     "all_configs",
     "expected_gradient",
+    "format_gradient",
     "render_table",
 ]
 
@@ -49,7 +50,8 @@ LEMMAS: dict[str, dict[str, int]] = {
     "S0(k3)": {"token_reverse": 1, "token_forward": -1},
 }
 NAMED = ("kl_seq", "token_reverse", "token_forward")
-_SYMBOL = {
+_AGG_NAMES = {"token-mean": "tokmean", "seq-mean-token-mean": "seqmeantokmean", "seq-sum": "seqsum"}
+SYMBOLS = {
     "kl_seq": "∇KL_seq",
     "token_reverse": "∇R_tok",
     "token_forward": "∇F_tok",
@@ -96,14 +98,36 @@ class KLConfig:
         """A short, file-safe name, e.g. ``loss-k3-prefix`` or ``reward-k1-none-tokmean``."""
         parts = [self.placement, self.estimator.replace("+", "plus"), self.correction or "none"]
         if self.aggregate != "seq-mean-token-sum":
-            parts.append(
-                {"token-mean": "tokmean", "seq-mean-token-mean": "seqmeantokmean"}.get(
-                    self.aggregate, "seqsum"
-                )
-            )
+            parts.append(_AGG_NAMES[self.aggregate])
         if self.baseline != "none":
             parts.append(self.baseline)
         return "-".join(parts)
+
+    @classmethod
+    def from_name(cls, name: str) -> KLConfig:
+        """The configuration of a :attr:`name` (``loss-k3plus-token-tokmean-…``)."""
+        parts = name.split("-")
+        if len(parts) < 3:
+            raise ValueError(
+                f"KLConfig.from_name: expected placement-estimator-correction…; got {name!r}"
+            )
+        fields = {
+            "placement": parts[0],
+            "estimator": parts[1].replace("plus", "+"),
+            "correction": None if parts[2] == "none" else parts[2],
+        }
+        aggregates = {v: k for k, v in _AGG_NAMES.items()}
+        for extra in parts[3:]:
+            if extra in aggregates:
+                fields["aggregate"] = aggregates[extra]
+            elif extra in BASELINES:
+                fields["baseline"] = extra
+            else:
+                raise ValueError(f"KLConfig.from_name: unknown part {extra!r} in {name!r}")
+        config = cls(**fields)
+        if config.name != name:
+            raise ValueError(f"KLConfig.from_name: {name!r} is not canonical; use {config.name!r}")
+        return config
 
     def kwargs(self) -> dict:
         """Keyword arguments of ``kl_surrogate`` for this configuration."""
@@ -167,7 +191,8 @@ def is_unbiased(config: KLConfig, *, off_policy: bool = False) -> bool:
     return unbiased and (not off_policy or config.correction == "prefix")
 
 
-def _expr(terms: dict[str, int], symbols=None) -> str:
+def format_gradient(terms: dict[str, int], symbols: dict | None = None) -> str:
+    """``{"kl_seq": 1, "token_forward": -1}`` → ``"∇KL_seq − ∇F_tok"`` (``symbols``: names)."""
     if not terms:
         return "0"
     out = ""
@@ -189,8 +214,9 @@ def render_table() -> str:
         terms = expected_gradient(c)
         on, off = is_unbiased(c), is_unbiased(c, off_policy=True)
         lines.append(
-            f"| {c.placement} | {c.estimator} | {c.correction or 'none'} | {_expr(terms)} | "
-            f"{_expr(named_gradient(terms), _SYMBOL)} | {'**yes**' if on else 'no'} | "
+            f"| {c.placement} | {c.estimator} | {c.correction or 'none'} | "
+            f"{format_gradient(terms)} | "
+            f"{format_gradient(named_gradient(terms), SYMBOLS)} | {'**yes**' if on else 'no'} | "
             f"{'**yes**' if off else 'no'} |"
         )
     return "\n".join(lines)

@@ -14,6 +14,7 @@ replicates.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Sequence
@@ -23,11 +24,23 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkl._keys import as_key
-from jaxkl.rl.configurations import KLConfig
+from jaxkl.rl.configurations import KLConfig, is_unbiased
 from jaxkl.rl.surrogate import kl_surrogate
 from jaxkl.rl.toy import SequenceToy
+from jaxkl.study.prefix import check_sizes
 
-__all__ = ["gradient_metrics", "natural_scale", "sampled_gradients", "variance_slope"]
+# Relative distance below which two exact float32 gradients are the same (the enumeration
+# of the toy rounds at ~1e-7 relative; the biases of the table are ≥ 1e-2 there).
+EXACT_TOLERANCE = 1e-4
+
+__all__ = [
+    "followed_gradient",
+    "gradient_metrics",
+    "natural_scale",
+    "sampled_gradients",
+    "study_configs",
+    "variance_slope",
+]
 
 
 def sampled_gradients(
@@ -68,6 +81,10 @@ def sampled_gradients(
     Returns:
       float64 ``[C, R, P]`` (``sizes`` None) or ``[C, R, J, P]``, P = num_states·V.
     """
+    if not isinstance(replicates, int) or replicates < 1:
+        raise ValueError(f"sampled_gradients: replicates must be a positive int; got {replicates}")
+    if sizes is not None:
+        sizes = check_sizes(sizes, num_sequences)
     run = _compiled_gradients(
         problem,
         tuple(configs),
@@ -251,8 +268,91 @@ def gradient_metrics(
         out["rel_to_stated"] = rel(stated, mean).tolist()
         out["rel_to_stated_se"] = rel(stated, boot).std(0, ddof=1).tolist()
         d = stated - truth
-        if np.linalg.norm(d) > 1e-9 * norm:
+        # Below this the "bias" is float32 rounding of the enumeration, not a direction.
+        if np.linalg.norm(d) > EXACT_TOLERANCE * norm:
             proj = (g - truth) @ (d / np.linalg.norm(d))  # [R, J]
             out["z_bias"] = (proj.mean(0) / (proj.std(0, ddof=1) / math.sqrt(r))).tolist()
     out["variance_slope"] = variance_slope(g, sizes, min_n=4, bootstrap=bootstrap, seed=seed)
+    return out
+
+
+def followed_gradient(problem: SequenceToy, theta, ref, config: KLConfig, behaviour=None):
+    """What a configuration's gradient follows, per sequence, exactly (by enumeration).
+
+    The expectation of its gradient over single sequences drawn from π_θ (or from
+    ``behaviour``), divided by :func:`natural_scale` — so that it is comparable to
+    ∇KL_seq. Two configurations are mapped to what their expectation tends to: a
+    ``"token-mean"`` to its limit for many sequences (the same configuration with
+    ``"seq-mean-token-sum"``, times E[L]: the O(1/N) ratio bias vanishes), and a baseline
+    is dropped (it does not move the expectation on-policy or with a correction).
+
+    Returns:
+      ``[P]`` float64, P = num_states·V.
+    """
+    aggregate = "seq-mean-token-sum" if config.aggregate == "token-mean" else config.aggregate
+    plain = dataclasses.replace(config, aggregate=aggregate, baseline="none")
+    g = problem.expected_surrogate_gradient(theta, ref, plain, behaviour=behaviour)
+    law = theta if behaviour is None else behaviour
+    return np.asarray(g, np.float64).ravel() / natural_scale(problem, law, plain, [1])[0]
+
+
+def study_configs(
+    problem: SequenceToy,
+    theta,
+    ref,
+    configs: Sequence[KLConfig],
+    key,
+    *,
+    sizes: Sequence[int],
+    replicates: int,
+    bootstrap: int,
+    behaviour=None,
+) -> dict[str, dict]:
+    """:func:`gradient_metrics` of every configuration on the same sampled sequences.
+
+    The truth is the exact ∇KL_seq; ``stated`` is :func:`followed_gradient`. Each
+    configuration's record also holds ``unbiased`` (the table's verdict for this policy)
+    and the norms of the two vectors.
+
+    Returns:
+      dict name → record (JSON-able).
+    """
+    sizes = [int(n) for n in sizes]
+    grads = sampled_gradients(
+        problem,
+        theta,
+        ref,
+        configs,
+        key,
+        replicates=replicates,
+        num_sequences=sizes[-1],
+        sizes=sizes,
+        behaviour=behaviour,
+    )
+    truth = np.asarray(jax.grad(problem.kl_seq)(theta, ref), np.float64).ravel()
+    law = theta if behaviour is None else behaviour
+    off = behaviour is not None
+    out = {}
+    for c, g in zip(configs, grads, strict=True):
+        follows = followed_gradient(problem, theta, ref, c, behaviour)
+        metrics = gradient_metrics(
+            g,
+            sizes,
+            truth,
+            stated=follows,
+            scale=natural_scale(problem, law, c, sizes),
+            bootstrap=bootstrap,
+            seed=len(out),
+        )
+        limit = float(np.linalg.norm(follows - truth) / np.linalg.norm(truth))
+        out[c.name] = {
+            **metrics,
+            "config": c.kwargs(),
+            "off_policy": off,
+            "unbiased": bool(limit < EXACT_TOLERANCE),
+            "unbiased_by_table": is_unbiased(c, off_policy=off)
+            if c.aggregate == "seq-mean-token-sum"
+            else None,
+            "exact_rel_bias": limit,
+        }
     return out
