@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from jaxkl._shapes import as_float, broadcast_named
-from jaxkl.analytic._math import gaussian_scale_kl
+from jaxkl._shapes import as_float, broadcast_named, widen_half
+from jaxkl.analytic._math import div, gaussian_scale_kl
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.lognormal import LogNormal
 from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
@@ -41,8 +41,9 @@ def normal(loc_a, scale_a, loc_b, scale_b):
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.normal", loc_a=loc_a, scale_a=scale_a, loc_b=loc_b, scale_b=scale_b
     )
-    z = (loc_a - loc_b) / scale_b
-    return 0.5 * jnp.square(z) + gaussian_scale_kl(scale_a, scale_b)
+    (loc_a, scale_a, loc_b, scale_b), dtype = widen_half(loc_a, scale_a, loc_b, scale_b)
+    z = div(loc_a - loc_b, scale_b)
+    return (0.5 * jnp.square(z) + gaussian_scale_kl(scale_a, scale_b)).astype(dtype)
 
 
 def residual_normal(delta_loc, delta_scale, scale_p):
@@ -73,8 +74,9 @@ def residual_normal(delta_loc, delta_scale, scale_p):
         delta_scale=delta_scale,
         scale_p=scale_p,
     )
+    (delta_loc, delta_scale, scale_p), dtype = widen_half(delta_loc, delta_scale, scale_p)
     scale_part = gaussian_scale_kl(delta_scale, jnp.ones_like(delta_scale))
-    return 0.5 * jnp.square(delta_loc / scale_p) + scale_part
+    return (0.5 * jnp.square(div(delta_loc, scale_p)) + scale_part).astype(dtype)
 
 
 @register_kl(Normal, Normal)
@@ -182,14 +184,17 @@ def mvn_diag(loc_a, scale_diag_a, loc_b, scale_diag_b):
     loc_a, scale_diag_a, loc_b, scale_diag_b = broadcast_named(
         where, loc_a=loc_a, scale_diag_a=scale_diag_a, loc_b=loc_b, scale_diag_b=scale_diag_b
     )
-    return _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b)
+    (loc_a, scale_diag_a, loc_b, scale_diag_b), dtype = widen_half(
+        loc_a, scale_diag_a, loc_b, scale_diag_b
+    )
+    return _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b).astype(dtype)
 
 
 # The arithmetic of each MVN kernel is one jitted function: called eagerly it compiles once
 # per shape instead of once per primitive, and inside a caller's jit it is simply inlined.
 @jax.jit
 def _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b):
-    z = (loc_a - loc_b) / scale_diag_b
+    z = div(loc_a - loc_b, scale_diag_b)
     per_dim = 0.5 * jnp.square(z) + gaussian_scale_kl(scale_diag_a, scale_diag_b)
     return jnp.sum(per_dim, -1)
 

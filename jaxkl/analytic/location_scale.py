@@ -8,6 +8,7 @@ from jax.scipy.special import gammaln
 from jaxkl._shapes import as_float, broadcast_named
 from jaxkl.analytic._math import (
     ZETA_MINUS_1,
+    div,
     expm1_minus_x,
     horner_from_x2,
     log_ratio,
@@ -72,12 +73,12 @@ def laplace(loc_a, scale_a, loc_b, scale_b):
     )
     t = log_ratio(scale_a, scale_b)
     d = jnp.abs(loc_a - loc_b)
-    u = d / scale_a
+    u = div(d, scale_a)
     near = (jnp.abs(t) < 0.5) & (u < 0.5)
     # Double where: the near form evaluated far away could overflow and poison gradients.
     tn, un = jnp.where(near, t, 0.0), jnp.where(near, u, 0.0)
     near_kl = expm1_minus_x(tn - un) + un * jnp.expm1(tn)
-    far_kl = d / scale_b - t + jnp.expm1(t - u)
+    far_kl = div(d, scale_b) - t + jnp.expm1(t - u)
     return jnp.where(near, near_kl, far_kl)
 
 
@@ -123,7 +124,7 @@ def gumbel(loc_a, scale_a, loc_b, scale_b):
     # keeps its relative precision; elsewhere gammaln is direct and accurate.
     small = jnp.abs(eps) < series_radius(eps)
     lgamma_1p_r = jnp.where(small, q - EULER_GAMMA * eps + t, gammaln(1.0 + jnp.exp(t)))
-    w = (loc_b - loc_a) / scale_b + lgamma_1p_r
+    w = div(loc_b - loc_a, scale_b) + lgamma_1p_r
     return expm1_minus_x(w) + q
 
 
