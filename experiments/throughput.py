@@ -2091,7 +2091,10 @@ def _bounds_report(records, targets, cfg) -> list[str]:
             "seven [B, K] arrays — 3.5× the input bytes, so at most ≈ 0.29 of the read "
             "ceiling even with free arithmetic — and the last of them costs ~33 ops and "
             "three exps per element at the per-op price above. XLA:CPU gives each fused "
-            "reduction one output, so the sums cannot share a pass."
+            "reduction one output, so the sums cannot share a pass. Rows longer than "
+            "16 384 categories are reduced as chunks of at most that many, each a row of "
+            "its own: over one long row (K = 151 936) the same fused reductions ran ~14× "
+            "slower per element (`jaxkl.analytic.discrete._chunks`)."
         )
     for est in ("k1", "k3"):
         mc = _largest(_rows(records, "monte_carlo", f"mc_kl_{est}"), key="count")

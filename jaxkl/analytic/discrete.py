@@ -149,8 +149,9 @@ def bernoulli(logits_a, logits_b):
     log_p = jnp.stack([jax.nn.log_sigmoid(a), jax.nn.log_sigmoid(-a)], axis=-1)
     log_q = jnp.stack([jax.nn.log_sigmoid(b), jax.nn.log_sigmoid(-b)], axis=-1)
     # With finite logits, (a − b, 0) is the exact logit gap of the two-category form;
-    # an infinite logit leaves only the difference of log-probabilities.
-    finite = (jnp.isfinite(a) & jnp.isfinite(b))[..., None]
+    # an infinite logit, or logits near ±finfo.max whose difference overflows, leave only
+    # the difference of log-probabilities (finite there: log σ(x) ≥ x).
+    finite = jnp.isfinite(a - b)[..., None]
     gap = jnp.where(finite, jnp.stack([a - b, jnp.zeros_like(a)], axis=-1), log_p - log_q)
     return _kl_from_log_probs(log_p, log_q, gap)
 

@@ -121,3 +121,17 @@ def test_half_precision_overflow_is_inf_not_nan():
     # KL = ½·10⁶ − ½ − log 10³ exceeds float16's 65504: the rounded value is +inf.
     h = jnp.float16
     assert analytic.normal(h(0), h(1000), h(0), h(1)) == jnp.inf
+
+
+@pytest.mark.parametrize(("a", "b"), [(-3e38, 3e38), (3e38, -3e38), (0.0, 3e38), (3e38, 0.0)])
+def test_bernoulli_logits_near_float32_max_are_not_nan(a, b):
+    # a − b overflows float32 here; the kernel falls back to the difference of the
+    # log-probabilities, which is finite. The true KL at (∓3e38, ±3e38) is 3e38; float32
+    # returns it as +inf or as a finite value ≥ 1e38, never NaN.
+    kl = float(analytic.bernoulli(jnp.float32(a), jnp.float32(b)))
+    want = {(0.0, 3e38): 1.5e38, (3e38, 0.0): np.log(2.0)}.get((a, b), 3e38)
+    assert not np.isnan(kl)
+    if want > 1e30:
+        assert kl >= 1e38
+    else:
+        np.testing.assert_allclose(kl, want, rtol=1e-6)
