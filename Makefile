@@ -30,15 +30,16 @@ throughput: $(STAMP)
 
 # The same benchmark with the peer libraries importable, in a separate environment so the
 # test environment stays peer-free (torch from its CPU-only index: no CUDA download; where
-# that index is unreachable, a torch 2.13.0 wheel already on the machine). TFP is installed
-# for its JAX substrate; if that substrate does not import with this jax, the benchmark
-# skips TFP and its report prints the import error.
+# that index is unreachable, a torch 2.13.0 wheel already on the machine). TFP on JAX comes
+# with distrax, which depends on tfp-nightly; do not add tensorflow-probability (0.25, its
+# last release, does not import with jax 0.10 and overwrites tfp-nightly's files, breaking
+# distrax too). A peer that does not import is skipped and the report prints why.
 PEERS_VENV := .venv-peers
 PEERS_PY   := $(PEERS_VENV)/bin/python
 $(PEERS_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_PY) -m pip install --quiet --upgrade pip
-	$(PEERS_PY) -m pip install --quiet -e '.[dev]' numpyro distrax tensorflow-probability
+	$(PEERS_PY) -m pip install --quiet -e '.[dev]' numpyro distrax
 	$(PEERS_PY) -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu \
 	  || $(PEERS_PY) -m pip install --quiet torch==2.13.0
 	touch $@
