@@ -612,7 +612,12 @@ def run_knn(cfg: dict[str, Any]) -> dict[str, Any]:
         x = jnp.asarray(rng.standard_normal((n, d), dtype=np.float32))
         y = jnp.asarray(rng.standard_normal((n, d), dtype=np.float32) + np.float32(0.5))
         try:
-            c = compile_bound(lambda x, y: jaxkl.knn_kl(x, y, k=k)[:2], x, y)
+
+            def knn_value_stderr(x, y):
+                est = jaxkl.knn_kl(x, y, k=k)
+                return est.value, est.stderr
+
+            c = compile_bound(knn_value_stderr, x, y)
         except NotImplementedError:
             rows.append(
                 _row(
