@@ -191,6 +191,19 @@ def is_unbiased(config: KLConfig, *, off_policy: bool = False) -> bool:
     return unbiased and (not off_policy or config.correction == "prefix")
 
 
+def is_exact_regulariser(config: KLConfig, *, off_policy: bool = False) -> bool:
+    """Whether β·(the surrogate) has expected gradient β·∇KL_seq at every batch size.
+
+    That is what training towards π* ∝ π_ref·exp(R/β) needs: :func:`is_unbiased` with
+    the per-sequence mean (``"seq-mean-token-sum"``). The other aggregations change the
+    regulariser even when their direction is right: ``"seq-sum"`` multiplies it by the
+    batch size, ``"token-mean"`` divides it by the batch's token count (β·E[L] in the
+    limit, a ratio biased at finite N), ``"seq-mean-token-mean"`` weights each sequence
+    by 1/L.
+    """
+    return config.aggregate == "seq-mean-token-sum" and is_unbiased(config, off_policy=off_policy)
+
+
 def format_gradient(terms: dict[str, int], symbols: dict | None = None) -> str:
     """``{"kl_seq": 1, "token_forward": -1}`` → ``"∇KL_seq − ∇F_tok"`` (``symbols``: names)."""
     if not terms:

@@ -13,7 +13,13 @@ import numpy as np
 import pytest
 
 from jaxkl.rl import KLConfig, all_configs, expected_gradient, kl_surrogate
-from jaxkl.rl.configurations import LEMMAS, is_unbiased, named_gradient, render_table
+from jaxkl.rl.configurations import (
+    LEMMAS,
+    is_exact_regulariser,
+    is_unbiased,
+    named_gradient,
+    render_table,
+)
 from jaxkl.rl.toy import SequenceToy
 from tests.rl.problem import BEHAVIOUR, PROBLEM, REF, THETA
 
@@ -134,3 +140,14 @@ def test_invalid_configurations_are_refused():
         kl_surrogate(
             jnp.zeros((1, 2)), jnp.zeros((1, 2)), jnp.ones((1, 2)), estimator="k1", baseline="loo"
         )
+
+
+def test_exact_regulariser_needs_the_per_sequence_mean():
+    exact = [c.name for c in all_configs() if is_exact_regulariser(c)]
+    assert exact == ["reward-k1-none", "reward-k1-token", "reward-k1-prefix", "loss-k1-prefix",
+                     "loss-k3-prefix"]  # fmt: skip
+    for aggregate in ("token-mean", "seq-mean-token-mean", "seq-sum"):
+        config = KLConfig("reward", "k1", aggregate=aggregate)
+        assert is_unbiased(KLConfig("reward", "k1")) and not is_exact_regulariser(config)
+    off = [c.name for c in all_configs() if is_exact_regulariser(c, off_policy=True)]
+    assert off == ["reward-k1-prefix", "loss-k1-prefix", "loss-k3-prefix"]
