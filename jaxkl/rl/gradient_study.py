@@ -23,11 +23,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl._checks import check_sizes
 from jaxkl._keys import as_key
 from jaxkl.rl.configurations import KLConfig, is_unbiased
 from jaxkl.rl.surrogate import kl_surrogate
 from jaxkl.rl.toy import SequenceToy
-from jaxkl.study.prefix import check_sizes
 
 # Relative distance below which two exact float32 gradients are the same (the enumeration
 # of the toy rounds at ~1e-7 relative; the biases of the table are ≥ 1e-2 there).
