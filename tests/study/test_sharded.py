@@ -69,3 +69,52 @@ def test_ragged_or_empty_batches_are_refused():
         sharded_map(lambda a, b: a + b, (np.zeros(3), np.zeros(4)))
     with pytest.raises(ValueError, match="empty"):
         sharded_map(lambda a: a, np.zeros((0, 2)))
+
+
+# One of two processes (2 CPU devices each) of one jax.distributed run: a 4-device mesh.
+_PROCESS = textwrap.dedent(
+    """
+    import json, sys, jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(
+        coordinator_address="127.0.0.1:" + sys.argv[2], num_processes=2,
+        process_id=int(sys.argv[1]), initialization_timeout=60,
+    )
+    import jax.numpy as jnp, numpy as np, jaxkl
+    from jaxkl.study.sharded import sharded_map
+    assert len(jax.devices()) == 4 and len(jax.local_devices()) == 2
+    q = jaxkl.Normal(jnp.linspace(-1.0, 1.0, 10), jnp.linspace(0.5, 2.0, 10))
+    out = sharded_map(lambda d: jaxkl.kl(d, jaxkl.Normal(0.3, 1.1)), q)
+    print("result", json.dumps(np.asarray(out, np.float64).tolist()))
+    """
+)
+
+
+def test_two_processes_form_one_mesh_and_both_get_the_whole_result():
+    import json
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _PROCESS, str(i), port],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-3000:]
+        line = next(x for x in out.splitlines() if x.startswith("result"))
+        results.append(np.array(json.loads(line.removeprefix("result"))))
+    q = jaxkl.Normal(jnp.linspace(-1.0, 1.0, 10), jnp.linspace(0.5, 2.0, 10))
+    single = np.asarray(jaxkl.kl(q, jaxkl.Normal(0.3, 1.1)))
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], single, rtol=0, atol=32 * 2**-23 * single.max())
