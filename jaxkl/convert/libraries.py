@@ -49,6 +49,40 @@ def _param(d, name: str):
     return d.parameters[name]
 
 
+# Families whose parameters every library names as jaxkl does, in jaxkl's order.
+_SIMPLE: dict[type, tuple[str, ...]] = {
+    jd.Normal: ("loc", "scale"),
+    jd.LogNormal: ("loc", "scale"),
+    jd.Laplace: ("loc", "scale"),
+    jd.Gumbel: ("loc", "scale"),
+    jd.Uniform: ("low", "high"),
+    jd.Exponential: ("rate",),
+    jd.Gamma: ("concentration", "rate"),
+    jd.Beta: ("concentration1", "concentration0"),
+    jd.Dirichlet: ("concentration",),
+    jd.Poisson: ("rate",),
+}
+
+
+def _simple_from(families, rename=None) -> dict[str, Callable]:
+    """Builders of jaxkl's ``families`` from objects with the same attribute names."""
+    rename = rename or {}
+
+    def builder(cls, fields):
+        return lambda d, c: cls(*(getattr(d, rename.get(f, f)) for f in fields))
+
+    return {cls.__name__: builder(cls, _SIMPLE[cls]) for cls in families}
+
+
+def _simple_to(module: Callable, families) -> dict[type, Callable]:
+    """Builders of the library's namesakes of jaxkl's ``families`` (same argument order)."""
+
+    def builder(cls, fields):
+        return lambda d, c: getattr(module(), cls.__name__)(*(getattr(d, f) for f in fields))
+
+    return {cls: builder(cls, _SIMPLE[cls]) for cls in families}
+
+
 # ------------------------------------------------------------------------- numpyro
 def _numpyro_from() -> dict[str, Callable]:
     def mixture(d, convert):
@@ -58,16 +92,7 @@ def _numpyro_from() -> dict[str, Callable]:
         return jd.Independent(convert(d.base_dist), d.reinterpreted_batch_ndims)
 
     return {
-        "Normal": lambda d, c: jd.Normal(d.loc, d.scale),
-        "LogNormal": lambda d, c: jd.LogNormal(d.loc, d.scale),
-        "Laplace": lambda d, c: jd.Laplace(d.loc, d.scale),
-        "Gumbel": lambda d, c: jd.Gumbel(d.loc, d.scale),
-        "Uniform": lambda d, c: jd.Uniform(d.low, d.high),
-        "Exponential": lambda d, c: jd.Exponential(d.rate),
-        "Gamma": lambda d, c: jd.Gamma(d.concentration, d.rate),
-        "Beta": lambda d, c: jd.Beta(d.concentration1, d.concentration0),
-        "Dirichlet": lambda d, c: jd.Dirichlet(d.concentration),
-        "Poisson": lambda d, c: jd.Poisson(d.rate),
+        **_simple_from(_SIMPLE),
         "BernoulliLogits": lambda d, c: jd.Bernoulli(d.logits),
         "BernoulliProbs": lambda d, c: jd.Bernoulli(d.logits),
         "CategoricalLogits": lambda d, c: jd.Categorical(d.logits),
@@ -83,16 +108,7 @@ def _numpyro_to() -> dict[type, Callable]:
         return importlib.import_module("numpyro.distributions")
 
     return {
-        jd.Normal: lambda d, c: m().Normal(d.loc, d.scale),
-        jd.LogNormal: lambda d, c: m().LogNormal(d.loc, d.scale),
-        jd.Laplace: lambda d, c: m().Laplace(d.loc, d.scale),
-        jd.Gumbel: lambda d, c: m().Gumbel(d.loc, d.scale),
-        jd.Uniform: lambda d, c: m().Uniform(d.low, d.high),
-        jd.Exponential: lambda d, c: m().Exponential(d.rate),
-        jd.Gamma: lambda d, c: m().Gamma(d.concentration, d.rate),
-        jd.Beta: lambda d, c: m().Beta(d.concentration1, d.concentration0),
-        jd.Dirichlet: lambda d, c: m().Dirichlet(d.concentration),
-        jd.Poisson: lambda d, c: m().Poisson(d.rate),
+        **_simple_to(m, _SIMPLE),
         jd.Bernoulli: lambda d, c: m().BernoulliLogits(d.logits),
         jd.Categorical: lambda d, c: m().CategoricalLogits(d.logits),
         # numpyro has no diagonal MVN class: its idiom is Normal(...).to_event(1).
@@ -108,6 +124,9 @@ def _numpyro_to() -> dict[type, Callable]:
 
 
 # ------------------------------------------------------------------------- distrax
+_DISTRAX_LACKS = (jd.LogNormal, jd.Exponential, jd.Poisson)
+
+
 def _distrax_from() -> dict[str, Callable]:
     def tri(d, convert):
         if not d.is_lower:
@@ -115,13 +134,8 @@ def _distrax_from() -> dict[str, Callable]:
         return jd.MultivariateNormalTriL(d.loc, d.scale_tri)
 
     return {
-        "Normal": lambda d, c: jd.Normal(d.loc, d.scale),
-        "Laplace": lambda d, c: jd.Laplace(d.loc, d.scale),
-        "Gumbel": lambda d, c: jd.Gumbel(d.loc, d.scale),
-        "Uniform": lambda d, c: jd.Uniform(d.low, d.high),
-        "Gamma": lambda d, c: jd.Gamma(d.concentration, d.rate),
-        "Beta": lambda d, c: jd.Beta(d.alpha, d.beta),
-        "Dirichlet": lambda d, c: jd.Dirichlet(d.concentration),
+        **_simple_from([f for f in _SIMPLE if f not in (*_DISTRAX_LACKS, jd.Beta)]),
+        **_simple_from([jd.Beta], rename={"concentration1": "alpha", "concentration0": "beta"}),
         "Bernoulli": lambda d, c: jd.Bernoulli(d.logits),
         "Categorical": lambda d, c: jd.Categorical(d.logits),
         "MultivariateNormalDiag": lambda d, c: jd.MultivariateNormalDiag(d.loc, d.scale_diag),
@@ -138,13 +152,7 @@ def _distrax_to() -> dict[type, Callable]:
         return importlib.import_module("distrax")
 
     return {
-        jd.Normal: lambda d, c: m().Normal(d.loc, d.scale),
-        jd.Laplace: lambda d, c: m().Laplace(d.loc, d.scale),
-        jd.Gumbel: lambda d, c: m().Gumbel(d.loc, d.scale),
-        jd.Uniform: lambda d, c: m().Uniform(d.low, d.high),
-        jd.Gamma: lambda d, c: m().Gamma(d.concentration, d.rate),
-        jd.Beta: lambda d, c: m().Beta(d.concentration1, d.concentration0),
-        jd.Dirichlet: lambda d, c: m().Dirichlet(d.concentration),
+        **_simple_to(m, [f for f in _SIMPLE if f not in _DISTRAX_LACKS]),
         jd.Bernoulli: lambda d, c: m().Bernoulli(logits=d.logits),
         jd.Categorical: lambda d, c: m().Categorical(logits=d.logits),
         jd.MultivariateNormalDiag: lambda d, c: m().MultivariateNormalDiag(d.loc, d.scale_diag),
@@ -184,15 +192,10 @@ def _tfp_from() -> dict[str, Callable]:
         return jd.Independent(base, len(base.batch_shape) if n is None else n)
 
     return {
-        "Normal": lambda d, c: jd.Normal(d.loc, d.scale),
-        "LogNormal": lambda d, c: jd.LogNormal(d.loc, d.scale),
-        "Laplace": lambda d, c: jd.Laplace(d.loc, d.scale),
-        "Gumbel": lambda d, c: jd.Gumbel(d.loc, d.scale),
-        "Uniform": lambda d, c: jd.Uniform(d.low, d.high),
+        # TFP's rate families may hold log_rate instead of rate.
+        **_simple_from([f for f in _SIMPLE if f not in (jd.Exponential, jd.Gamma, jd.Poisson)]),
         "Exponential": lambda d, c: jd.Exponential(_tfp_rate(d)),
         "Gamma": lambda d, c: jd.Gamma(d.concentration, _tfp_rate(d)),
-        "Beta": lambda d, c: jd.Beta(d.concentration1, d.concentration0),
-        "Dirichlet": lambda d, c: jd.Dirichlet(d.concentration),
         "Poisson": lambda d, c: jd.Poisson(_tfp_rate(d)),
         "Bernoulli": lambda d, c: jd.Bernoulli(d.logits_parameter()),
         "Categorical": lambda d, c: jd.Categorical(d.logits_parameter()),
@@ -210,16 +213,7 @@ def _tfp_to() -> dict[type, Callable]:
         return importlib.import_module("tensorflow_probability.substrates.jax.distributions")
 
     return {
-        jd.Normal: lambda d, c: m().Normal(d.loc, d.scale),
-        jd.LogNormal: lambda d, c: m().LogNormal(d.loc, d.scale),
-        jd.Laplace: lambda d, c: m().Laplace(d.loc, d.scale),
-        jd.Gumbel: lambda d, c: m().Gumbel(d.loc, d.scale),
-        jd.Uniform: lambda d, c: m().Uniform(d.low, d.high),
-        jd.Exponential: lambda d, c: m().Exponential(d.rate),
-        jd.Gamma: lambda d, c: m().Gamma(d.concentration, d.rate),
-        jd.Beta: lambda d, c: m().Beta(d.concentration1, d.concentration0),
-        jd.Dirichlet: lambda d, c: m().Dirichlet(d.concentration),
-        jd.Poisson: lambda d, c: m().Poisson(d.rate),
+        **_simple_to(m, _SIMPLE),
         jd.Bernoulli: lambda d, c: m().Bernoulli(logits=d.logits),
         jd.Categorical: lambda d, c: m().Categorical(logits=d.logits),
         jd.MultivariateNormalDiag: lambda d, c: m().MultivariateNormalDiag(d.loc, d.scale_diag),
