@@ -302,7 +302,7 @@ def mc_kl(
     gradient: str = "auto",
     antithetic: bool = False,
     qmc: bool = False,
-    qmc_randomizations: int = 16,
+    qmc_randomizations: int = 32,
     control_variate: bool = False,
 ) -> Estimate:
     """Monte Carlo estimate of KL(q‖p) from ``num_samples`` draws x ~ q, with stderr.
@@ -343,8 +343,11 @@ def mc_kl(
       direct term ∇log q and without a baseline.
     * ``"score_loo"`` — the same with the leave-one-out baseline (RLOO): per draw
       (wᵢ − bᵢ)·∇log q, wᵢ = aᵢ + kᵢ, bᵢ = mean_{j≠i} wⱼ, which does not depend on xᵢ and
-      so keeps it unbiased, with several times less variance than ``"score"`` (n ≥ 2,
-      plain i.i.d. sampling only). The same code serves ``jaxkl.fit.reverse_kl``.
+      so keeps it unbiased, with less variance than ``"score"`` (n ≥ 2, plain i.i.d.
+      sampling only): 4.7× less for k1 and 1.9× for k2 on a 4-category example, about
+      the same for k3, whose plain score gradient already lacks the constant that the
+      baseline removes (tests/estimators/test_gradients.py). The same code serves
+      ``jaxkl.fit.reverse_kl``.
 
     Variance reduction (each keeps k1 unbiased; see
     :mod:`jaxkl.estimators.variance_reduction`):
@@ -355,7 +358,13 @@ def mc_kl(
       is linear in x.
     * ``qmc=True`` — randomised quasi-Monte Carlo for Gaussian q: ``qmc_randomizations``
       = m independent random shifts of a rank-1 lattice of n / m points; the standard
-      error comes from the spread of the m randomisations, so dof = m − 1.
+      error comes from the spread of the m randomisations, so dof = m − 1. The
+      randomisation means of an integrand that is unbounded in the unit cube (k1 of
+      Gaussians of different scales) are not normal, so few of them make the t-interval
+      cover too little: on N(0, 1)‖N(0.5, 1.3²) at n = 1024, m = 16 covered 0.92 ± 0.004
+      of 4000 replicates (two seeds: 0.9205, 0.9163); the default m = 32 covers within
+      0.93–0.97 (tests/estimators/test_coverage.py) and still had 14–15× less variance
+      than i.i.d. draws in the same runs.
     * ``control_variate=True`` — k1 only: k1 − β̂(r − 1) with β̂ cross-fitted on the other
       half of the samples (β = −1 is k3), set to 0 where that half's ratios are
       heavy-tailed (k̂(r) ≥ 0.5) and shrunk towards 0 by its own estimation noise, so it

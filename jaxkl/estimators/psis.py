@@ -168,13 +168,17 @@ def pareto_khat(log_weights, axis: int = -1, *, prior_adjustment: bool = True) -
     formed in log space: log x_i = log w_i + log(1 − u/w_i). Weights that span hundreds of
     nats neither overflow nor turn into NaN.
 
-    Reading k̂ (Vehtari et al. 2024): importance weights with tail shape k have finite
-    variance only for k < 0.5; for 0.5 ≤ k < 1 the mean exists but the variance does not,
-    and the plain estimate converges slowly and erratically. Rules of thumb: k̂ < 0.5
-    good; 0.5 ≤ k̂ < 0.7 usable, but check with more samples; k̂ ≥ 0.7 unreliable — the
-    proposal's tails are too light for the target and the estimate can be far off even
-    when its standard error looks small. (The 2024 paper refines 0.7 to
-    min(1 − 1/log₁₀ S, 0.7), which is 0.7 from S ≈ 2200 on.)
+    Reading k̂ (Vehtari et al. 2024) depends on what is estimated:
+
+    * the plain (unsmoothed) importance-sampling estimate: weights with tail shape k have
+      finite variance only for k < 0.5; for 0.5 ≤ k < 1 the mean exists but the variance
+      does not, so the estimate converges slowly and erratically and its standard error
+      means nothing. Read k̂ ≥ 0.5 as unreliable.
+    * the Pareto-smoothed estimate (:func:`psis_smooth`, ``importance_kl(smooth=True)``):
+      smoothing restores a finite variance at a small bias, and it converges at a usable
+      rate for k̂ < min(0.7, 1 − 1/log₁₀ S) (0.7 from S ≈ 2200 on, where 1 − 1/log₁₀ S
+      reaches 0.7); above, the proposal's tails are too light for the target and even
+      the smoothed estimate can be far off while its standard error looks small.
 
     Special values (never NaN unless an input is NaN):
 
@@ -246,8 +250,8 @@ def tail_khat(values, axis: int = -1, *, tails: str = "both") -> jax.Array:
     This is the tail diagnostic of a Monte Carlo average: terms whose tail has shape
     k ≥ 0.5 have infinite variance, so their mean's standard error means nothing, and
     for k ≥ 1 the mean itself does not exist. Light tails (Gaussian, exponential,
-    bounded) have k ≤ 0; with few tail points the prior pulls k̂ towards 0.5 (for
-    M = 20 a Gaussian sample gives k̂ ≈ 0.17 at ξ̂ = 0).
+    bounded) have k ≤ 0; with few tail points the prior pulls k̂ towards 0.5 (with
+    M = 20 tail points a fitted ξ̂ = 0 becomes k̂ = 5/30 ≈ 0.17).
 
     Args:
       values: ``[..., S, ...]`` terms (any real values; ``+inf`` gives ``+inf``).

@@ -139,10 +139,10 @@ def gaussian_from_standard_normal(q: Distribution, eps: jax.Array) -> jax.Array:
 
 # The control variate is applied only where r's effective sample size (Σr)²/(nΣr²), in
 # expectation 1/E_q[r²], is at least this fraction of n. Below it r is dominated by a few
-# draws and the β fitted to the bulk of them hurts: on the study's cases the fraction is
-# 0.37 for N(0,1)‖N(1,1) (control variate 2.2× better than k1) and 0.03 for the 16-d
-# diagonal Gaussian pair (control variate up to 9× worse than k1 at n = 256 without the
-# gate); see tests/estimators/test_control_variate.py.
+# draws and the β fitted to the bulk of them hurts. On the bias–variance study's cases
+# 1/E_q[r²] is 1/e ≈ 0.37 for N(0,1)‖N(1,1), where the control variate beats k1
+# (tests/estimators/test_coverage.py), and exp(−3.51) ≈ 0.03 for its 16-d diagonal
+# Gaussian pair, where it did not.
 CV_MIN_RATIO_ESS = 0.3
 
 
@@ -161,10 +161,10 @@ def control_variate_terms(
       ``log_moments`` = (log E_q[r²], log E_q[r⁴]) is known (then also E_q[r⁴] < ∞, so
       that the fitted β and the standard error settle), else from the other half's
       (Σr)²/(hΣr²). Either way the decision does not look at the half it is applied to,
-      so it adds no bias. Without the closed form a half can still hold one huge ratio
-      that the other half gave no warning of; where r's variance is infinite that makes
-      the control variate worse than k1 (a 16-d diagonal Gaussian pair: MSE 9.7× k1's at
-      n = 256 with the sample gate alone, 1.0× with the closed form).
+      so it adds no bias. Without the closed form (a callable p, an unregistered pair) a
+      half can still hold one huge ratio that the other half gave no warning of; where
+      r's variance is infinite or huge that can make the control variate worse than k1,
+      which the closed-form gate prevents.
     * **heavy tail** — β = 0 where the other half's ratios have k̂ ≥ 0.5.
     * **noise** — β̂ is shrunk towards 0 by its own estimation noise,
       β̂·max(0, 1 − se(β̂)²/β̂²) with se(β̂)² = Var(residual)/Σ(c − c̄)².

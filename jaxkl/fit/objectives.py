@@ -189,7 +189,8 @@ def forward_kl_snis(
     SE² = Σψᵢ² / (n(n − 1)).
 
     The estimate is only as good as the proposal covers p: check ``ess`` (Kish,
-    (Σw)²/Σw²) and ``pareto_k`` (k̂ > 0.7: unreliable). With the default proposal q, a q
+    (Σw)²/Σw²) and ``pareto_k`` (k̂ ≥ 0.5: the weights' variance is infinite and the
+    standard error means nothing; ``reliable`` says so). With the default proposal q, a q
     that has collapsed onto one mode cannot see the others.
 
     Args:

@@ -121,15 +121,15 @@ def test_bad_arguments():
 def test_plain_scalar_loss():
     """A scalar loss (here the exact KL) is accepted: its history is a [num_steps] array."""
     p = jaxkl.Normal(2.0, 1.0)
-    res = fit(lambda m, key: jaxkl.kl(jaxkl.Normal(m, 1.0), p), optax.adam(0.1), 0.0, 0, num_steps=300)
+    res = fit(
+        lambda m, key: jaxkl.kl(jaxkl.Normal(m, 1.0), p), optax.adam(0.1), 0.0, 0, num_steps=300
+    )
     assert res.losses.shape == (300,)
     assert float(res.params) == pytest.approx(2.0, abs=1e-2)
 
 
 def test_estimate_static_fields_survive_the_scan():
-    res = fit(
-        lambda m, key: reverse_kl(key, jaxkl.Normal(m, 1.0), P, 16), OPT, 0.0, 0, num_steps=3
-    )
+    res = fit(lambda m, key: reverse_kl(key, jaxkl.Normal(m, 1.0), P, 16), OPT, 0.0, 0, num_steps=3)
     assert res.losses.value.shape == (3,)
     assert (res.losses.num_samples, res.losses.dof) == (16, 15)
     assert type(res.losses.num_samples) is int
