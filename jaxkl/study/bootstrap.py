@@ -74,11 +74,19 @@ def loglog_slope(n: Sequence[float], y: np.ndarray, *, min_n: float = 1) -> np.n
     return np.round(slope, 12)
 
 
+def _resample_sums(counts: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``counts @ values`` without BLAS: the product is small ([B, R] × [R, J]), and a
+    multi-threaded BLAS on a loaded machine spends far longer synchronising its threads
+    than computing (40 ms against 1.6 ms single-threaded for B = 1000, R = 200, J = 9 on
+    this 2-core machine under load); numpy's own einsum loop stays at a few ms."""
+    return np.einsum("br,rj->bj", counts, values)
+
+
 def _weighted_moments(counts: np.ndarray, values: np.ndarray):
     """Per resample and N: mean and (ddof 1) variance of the resampled values."""
     r = counts.sum(axis=1, keepdims=True).astype(np.float64)
-    s1 = counts @ values
-    s2 = counts @ np.square(values)
+    s1 = _resample_sums(counts, values)
+    s2 = _resample_sums(counts, np.square(values))
     mean = s1 / r
     var = np.maximum(s2 - r * np.square(mean), 0.0) / (r - 1.0)
     return mean, var
@@ -107,8 +115,11 @@ def bootstrap_slope(
       ``{"variance": {...}, "abs_bias": {...}}``, each ``{"slope", "lo", "hi", "points"}``
       (NaN where fewer than 3 points or the values are not all finite).
     """
-    values = np.asarray(values, np.float64)
-    points = int(np.sum(np.asarray(sizes) >= min_n))
+    # Only the N ≥ min_n enter the fits: resample those columns alone.
+    keep = np.asarray(sizes) >= min_n
+    sizes = np.asarray(sizes)[keep]
+    values = np.asarray(values, np.float64)[:, keep]
+    points = int(sizes.size)
     out = {}
     if not np.all(np.isfinite(values)):
         nan = {"slope": math.nan, "lo": math.nan, "hi": math.nan, "points": points}
@@ -137,7 +148,7 @@ def bootstrap_mse(
     sq = np.square(values - truth)
     bad = ~np.all(np.isfinite(sq), axis=0)
     sq = np.where(np.isfinite(sq), sq, 0.0)
-    mse = (counts @ sq) / counts.sum(axis=1, keepdims=True)
+    mse = _resample_sums(counts, sq) / counts.sum(axis=1, keepdims=True)
     tail = 50.0 * (1.0 - level)
     lo, hi = np.percentile(mse, [tail, 100.0 - tail], axis=0)
     return np.where(bad, np.inf, lo), np.where(bad, np.inf, hi)

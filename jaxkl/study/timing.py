@@ -19,6 +19,7 @@ repeats' spread includes whatever else the machine was running.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import time
@@ -58,14 +59,22 @@ def median_interval(times, level: float = MEDIAN_LEVEL) -> tuple[float, float, f
     t = np.sort(np.asarray(times, np.float64))
     m = t.size
     med = float(np.median(t))
+    best = _order_statistic(m, level)
+    if best is None:
+        return -math.inf, med, math.inf
+    return float(t[best - 1]), med, float(t[m - best])
+
+
+@functools.cache
+def _order_statistic(m: int, level: float) -> int | None:
+    """The largest j with P(X_(j) ≤ median ≤ X_(m+1−j)) ≥ level, or None (depends on m
+    and the level only, so it is computed once per pair)."""
     best = None
     for j in range(1, m // 2 + 1):
         # P(X_(j) ≤ median ≤ X_(m+1−j)) = 1 − 2·P(Binomial(m, ½) ≤ j − 1)
         if 1.0 - 2.0 * binom.cdf(j - 1, m, 0.5) >= level:
             best = j
-    if best is None:
-        return -math.inf, med, math.inf
-    return float(t[best - 1]), med, float(t[m - best])
+    return best
 
 
 def public_estimator(name: str, n: int, k: int) -> Callable | None:

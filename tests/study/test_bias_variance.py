@@ -139,6 +139,9 @@ def test_bias_matches_theory_within_5_se_at_every_n(quick_run, est, cases):
         rec = recs[(case, est)]
         value = rec["theory"]["bias_value"]
         assert value is not None, (case, est)
+        # Theory's bias is about KL in float64; the study's about the case's truth, which
+        # may be KL rounded to float32 (it matters for the pitfall on mvn16: SE ≈ 1e-11).
+        value += rec["facts"]["kl"] - rec["truth"]
         for row in rec["rows"]:
             if row["se_bias"] > 0:
                 assert abs(row["bias"] - value) < 5 * row["se_bias"], (case, row["n"], row)
@@ -148,7 +151,10 @@ def test_the_best_is_never_biased_while_another_scores_higher(quick_run):
     """Issue #10: the study's 'best' is never an estimator whose bias is more than 3 SE
     from 0 while another estimator's 1/(MSE·s) is larger — recomputed here from the raw
     metrics and timings, not from the ranking's own numbers. The quick run contains the
-    trap: on mvn16 the biased k2 has the highest precision per second 1/(variance·s)."""
+    trap: on mvn16 the biased k2 has the smallest variance of all timed estimators, so a
+    ranking that ignores bias would favour it. (The trap is checked on the variance alone:
+    its precision per second 1/(variance·s) leads or not depending on the timings, which
+    vary with the machine's load.)"""
     recs = _row_sets(quick_run)
     summary = json.loads((quick_run / "summary.json").read_text())
     from jaxkl.study.bias_variance import compared_row
@@ -160,11 +166,11 @@ def test_the_best_is_never_biased_while_another_scores_higher(quick_run):
                 continue
             row = compared_row(rec["rows"], rec["compare_n"])
             sec = rec["timing"]["median"]
-            out[est] = (1 / (row["mse"] * sec), 1 / (row["variance"] * sec), row["bias_z"])
+            out[est] = (1 / (row["mse"] * sec), row["variance"], row["bias_z"])
         return out
 
     trap = scores("mvn16")
-    assert max(trap, key=lambda e: trap[e][1]) == "k2" and abs(trap["k2"][2]) > 3
+    assert min(trap, key=lambda e: trap[e][1]) == "k2" and abs(trap["k2"][2]) > 3, trap
     named = 0
     for case, ranking in summary["results"]["rankings"].items():
         best = ranking["best"]
