@@ -10,7 +10,7 @@ Example:
   0.5
 """
 
-from jaxkl import analytic, fit
+from jaxkl import analytic, fit, rl
 from jaxkl._checks import checked
 from jaxkl._keys import as_key
 from jaxkl.analytic.registry import NoAnalyticKL, kl, register_kl, registered_pairs
@@ -86,6 +86,7 @@ __all__ = [
     "psis_smooth",
     "register_kl",
     "registered_pairs",
+    "rl",
     "sum_estimates",
     "tail_khat",
 ]
