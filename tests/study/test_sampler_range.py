@@ -80,14 +80,15 @@ def test_mixture_weights_its_components():
     p = Normal(0.0, 2.0)
     grid = float32_normal_grid()
 
-    def direct():
-        from scipy.stats import norm
+    def pdf(x, m, s):  # the normal density in plain numpy (scipy's is 3× slower here)
+        return np.exp(-0.5 * np.square((x - m) / s)) / (s * np.sqrt(2.0 * np.pi))
 
+    def direct():
         total = 0.0
         for w, m, s in ((0.3, -2.0, 0.6), (0.7, 1.5, 1.0)):
             x = m + s * grid
-            qx = 0.3 * norm.pdf(x, -2.0, 0.6) + 0.7 * norm.pdf(x, 1.5, 1.0)
-            total += w * np.mean(norm.pdf(x, 0.0, 2.0) / qx)
+            qx = 0.3 * pdf(x, -2.0, 0.6) + 0.7 * pdf(x, 1.5, 1.0)
+            total += w * np.mean(pdf(x, 0.0, 2.0) / qx)
         return total
 
     assert sampler_ratio_mean(q, p) == pytest.approx(direct(), rel=1e-6)
