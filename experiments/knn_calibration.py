@@ -29,6 +29,7 @@ copy.)
 
 from __future__ import annotations
 
+import functools
 import math
 from pathlib import Path
 from typing import Any
@@ -113,11 +114,7 @@ def replicates(case, n: int, reps: int, cfg, sampler: str, index: int) -> np.nda
         y = q_loc + q_scale * rng.standard_normal((n, d))
         return x.astype(np.float32), y.astype(np.float32)
 
-    def estimate(x, y):
-        est = jaxkl.knn_kl(x, y, k=k)
-        return jnp.stack([est.value, est.stderr])
-
-    batch = jax.jit(jax.vmap(estimate))
+    batch = _batched_estimate(k)
     draw = jax.jit(jax.vmap(jax32)) if sampler == "jax32" else None
     out = []
     for lo in range(0, reps, chunk):
@@ -128,6 +125,18 @@ def replicates(case, n: int, reps: int, cfg, sampler: str, index: int) -> np.nda
             x, y = (np.stack(a) for a in zip(*(float64(i) for i in ids), strict=True))
         out.append(np.asarray(batch(x, y)))
     return np.concatenate(out).astype(np.float64)
+
+
+@functools.cache
+def _batched_estimate(k: int):
+    """jit(vmap(knn_kl)) → [batch, (value, stderr)]; one per k, so runs whose shapes agree
+    share the compiled program."""
+
+    def estimate(x, y):
+        est = jaxkl.knn_kl(x, y, k=k)
+        return jnp.stack([est.value, est.stderr])
+
+    return jax.jit(jax.vmap(estimate))
 
 
 def summarize(draws: np.ndarray, truth: float, groups: int) -> dict[str, Any]:

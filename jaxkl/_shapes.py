@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["as_float", "broadcast_named", "shape_tuple"]
+__all__ = ["as_float", "broadcast_named", "shape_tuple", "widen_half"]
 
 
 def as_float(*xs):
@@ -47,3 +47,16 @@ def shape_tuple(shape) -> tuple[int, ...]:
     if isinstance(shape, int | np.integer):
         return (int(shape),)
     return tuple(int(s) for s in shape)
+
+
+def widen_half(*xs):
+    """``(xs in at least float32, dtype of xs)``: the half-precision policy of the kernels.
+
+    float16 and bfloat16 inputs are evaluated in float32 and the caller casts the result
+    back to ``dtype``: the careful forms' intermediates (a blend weight (s/c)⁸, an exp of a
+    logit gap) leave float16's range (max 65504) long before the KL does. The result is
+    then the float32 value rounded once to the input dtype.
+    """
+    dtype = xs[0].dtype
+    work = jnp.promote_types(dtype, jnp.float32)
+    return tuple(x.astype(work) for x in xs), dtype

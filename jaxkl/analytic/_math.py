@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 
 __all__ = [
     "ZETA_MINUS_1",
+    "div",
     "expm1_minus_x",
     "gaussian_scale_kl",
     "horner_from_x2",
     "log_ratio",
     "series_radius",
 ]
+
+
+@jax.custom_jvp
+def div(x, y):
+    """x / y, whose derivative never forms y² (x, y of one shape and dtype).
+
+    Autodiff of ``x / y`` differentiates through y⁻², which leaves float32 for |y| ≳ 2e19
+    (it rounds to 0, so gradients of KL in a scale lose their sign) and for |y| ≲ 5e-20
+    (it overflows, and 0·inf is NaN where x = 0). Here the tangent is (dx − (x/y)·dy)/y:
+    the quotient is formed once and each step stays in range whenever the result is. The
+    tangent multiplies by 1/y rather than dividing by y: under ``jit`` XLA rewrites
+    (a / y) / y as a / (y·y), which would bring y² back into reverse mode (q / y).
+    """
+    return x / y
+
+
+@div.defjvp
+def _div_jvp(primals, tangents):
+    x, y = primals
+    dx, dy = tangents
+    q = x / y
+    return q, (dx - q * dy) * (1.0 / y)
 
 
 def log_ratio(a, b):
@@ -24,7 +48,7 @@ def log_ratio(a, b):
     overflowing or underflowing.
     """
     a, b = jnp.broadcast_arrays(a, b)
-    d = (a - b) / b
+    d = div(a - b, b)
     near = jnp.abs(d) < 0.5
     return jnp.where(near, jnp.log1p(jnp.where(near, d, 0.0)), jnp.log(a) - jnp.log(b))
 
@@ -111,6 +135,11 @@ def gaussian_scale_kl(scale_a, scale_b):
       0.8069
     """
     a, b = jnp.broadcast_arrays(scale_a, scale_b)
+    return _gaussian_scale_kl(a, b)
+
+
+@jax.custom_jvp
+def _gaussian_scale_kl(a, b):
     c, terms, k = _SCALE_KL_BLEND[64 if jnp.finfo(a.dtype).bits > 32 else 32]
     d = a - b
     t = d / b
@@ -125,3 +154,18 @@ def gaussian_scale_kl(scale_a, scale_b):
         q = q * q
     g = (series + q * (jnp.log(a / b) - 2.0 * s)) / (1.0 + q)
     return t * (0.5 * t + s) - g
+
+
+@_gaussian_scale_kl.defjvp
+def _gaussian_scale_kl_jvp(primals, tangents):
+    # f = ½(r² − 1) − log r, r = a/b, t = (a − b)/b: ∂f/∂a = (r² − 1)/a = t(t + 2)/a and
+    # ∂f/∂b = −t(t + 2)/b. t(t + 2) = r² − 1 has no cancellation as a → b (d = a − b is
+    # exact there) and is exactly 0 at a = b; each partial is one division, never through
+    # a², b² or a·b (differentiating the blend instead divides by b twice, which XLA
+    # rewrites as a division by b², 0 in float32 for b ≳ 2e19 and inf for b ≲ 5e-20; for
+    # the same reason the partials multiply by 1/a and 1/b: see :func:`div`).
+    a, b = primals
+    da, db = tangents
+    t = (a - b) / b
+    w = t * (t + 2.0)
+    return _gaussian_scale_kl(a, b), w * (1.0 / a) * da - w * (1.0 / b) * db

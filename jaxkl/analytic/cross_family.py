@@ -20,9 +20,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, erf, gammaln
 
-from jaxkl._shapes import as_float, broadcast_named
+from jaxkl._shapes import as_float, broadcast_named, widen_half
 from jaxkl.analytic._math import (
     ZETA_MINUS_1,
+    div,
     expm1_minus_x,
     horner_from_x2,
     log_ratio,
@@ -116,9 +117,11 @@ def uniform_normal(low_a, high_a, loc_b, scale_b):
         loc_b=loc_b,
         scale_b=scale_b,
     )
+    (low_a, high_a, loc_b, scale_b), dtype = widen_half(low_a, high_a, loc_b, scale_b)
     width = high_a - low_a
     center = low_a + 0.5 * width
-    return _NEGENTROPY_UNIFORM + normal(center, width / math.sqrt(12.0), loc_b, scale_b)
+    kl = _NEGENTROPY_UNIFORM + normal(center, width / math.sqrt(12.0), loc_b, scale_b)
+    return kl.astype(dtype)
 
 
 def exponential_normal(rate_a, loc_b, scale_b):
@@ -252,7 +255,7 @@ def normal_laplace(loc_a, scale_a, loc_b, scale_b):
         scale_b=scale_b,
     )
     t = log_ratio(scale_a, scale_b)
-    delta = (loc_a - loc_b) / scale_a
+    delta = div(loc_a - loc_b, scale_a)
     # δ·erf(δ/√2) ≥ 0 and expm1(−δ²/2) ∈ (−1, 0]: their sum is ≈ δ²/2 without cancellation.
     log_m_rel = jnp.log1p(
         jnp.expm1(-0.5 * jnp.square(delta)) + _SQRT_HALF_PI * delta * erf(delta / math.sqrt(2.0))

@@ -8,6 +8,7 @@ from jax.scipy.special import gammaln
 from jaxkl._shapes import as_float, broadcast_named
 from jaxkl.analytic._math import (
     ZETA_MINUS_1,
+    div,
     expm1_minus_x,
     horner_from_x2,
     log_ratio,
@@ -72,12 +73,12 @@ def laplace(loc_a, scale_a, loc_b, scale_b):
     )
     t = log_ratio(scale_a, scale_b)
     d = jnp.abs(loc_a - loc_b)
-    u = d / scale_a
+    u = div(d, scale_a)
     near = (jnp.abs(t) < 0.5) & (u < 0.5)
     # Double where: the near form evaluated far away could overflow and poison gradients.
     tn, un = jnp.where(near, t, 0.0), jnp.where(near, u, 0.0)
     near_kl = expm1_minus_x(tn - un) + un * jnp.expm1(tn)
-    far_kl = d / scale_b - t + jnp.expm1(t - u)
+    far_kl = div(d, scale_b) - t + jnp.expm1(t - u)
     return jnp.where(near, near_kl, far_kl)
 
 
@@ -123,7 +124,7 @@ def gumbel(loc_a, scale_a, loc_b, scale_b):
     # keeps its relative precision; elsewhere gammaln is direct and accurate.
     small = jnp.abs(eps) < series_radius(eps)
     lgamma_1p_r = jnp.where(small, q - EULER_GAMMA * eps + t, gammaln(1.0 + jnp.exp(t)))
-    w = (loc_b - loc_a) / scale_b + lgamma_1p_r
+    w = div(loc_b - loc_a, scale_b) + lgamma_1p_r
     return expm1_minus_x(w) + q
 
 
@@ -131,7 +132,9 @@ def uniform(low_a, high_a, low_b, high_b):
     """KL(U(low_a, high_a) ‖ U(low_b, high_b)).
 
     KL = log((h_b − l_b)/(h_a − l_a)) when [l_a, h_a] ⊆ [l_b, h_b], and +inf otherwise
-    (a puts mass where b has none).
+    (a puts mass where b has none). It is evaluated as log1p(((h_b − h_a) + (l_a − l_b)) /
+    (h_a − l_a)), from differences of nearby endpoints, so nearly identical intervals keep
+    full relative precision (a few float32 ulp; tested against 50-digit arithmetic).
 
     Args:
       low_a, high_a, low_b, high_b: arrays ``[...]`` that broadcast together; high > low.
@@ -148,7 +151,12 @@ def uniform(low_a, high_a, low_b, high_b):
         "jaxkl.analytic.uniform", low_a=low_a, high_a=high_a, low_b=low_b, high_b=high_b
     )
     inside = (low_b <= low_a) & (high_a <= high_b)
-    return jnp.where(inside, log_ratio(high_b - low_b, high_a - low_a), jnp.inf)
+    # KL = log1p(x), x = (w_b − w_a)/w_a with w_b − w_a = (h_b − h_a) + (l_a − l_b): two
+    # non-negative differences of nearby endpoints (exact when they are within a factor 2),
+    # so nearly identical intervals keep full relative precision. Differencing the rounded
+    # widths instead lost up to 2.5e-2 relative in float32.
+    excess = jnp.where(inside, (high_b - high_a) + (low_a - low_b), 0.0)
+    return jnp.where(inside, jnp.log1p(div(excess, high_a - low_a)), jnp.inf)
 
 
 @register_kl(Laplace, Laplace)

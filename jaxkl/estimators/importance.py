@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -11,10 +12,10 @@ from jax.scipy.special import logsumexp
 
 from jaxkl._keys import as_key
 from jaxkl.distributions.base import Distribution
-from jaxkl.estimators.estimate import ImportanceEstimate, mean_with_stderr
-from jaxkl.estimators.psis import pareto_khat
+from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, ImportanceEstimate, mean_with_stderr
+from jaxkl.estimators.psis import pareto_khat, psis_smooth
 
-__all__ = ["importance_kl", "kish_ess"]
+__all__ = ["importance_kl", "kish_ess", "smoothed_khat_threshold"]
 
 
 def kish_ess(log_weights, axis: int = 0) -> jax.Array:
@@ -54,6 +55,7 @@ def importance_kl(
     num_samples: int,
     *,
     self_normalized: bool = False,
+    smooth: bool = False,
 ) -> ImportanceEstimate:
     """Importance-sampling estimate of KL(q‖p) from draws x ~ proposal, with diagnostics.
 
@@ -71,10 +73,24 @@ def importance_kl(
       cancels, not f's: with q̃ = Z_q·q and p̃ = Z_p·p the value estimates
       KL(q‖p) + log Z_q − log Z_p.
 
-    Diagnostics: ``ess`` = Kish (Σw)²/Σw² ∈ [1, n] and ``pareto_k`` = PSIS k̂ of log w
-    (:func:`jaxkl.pareto_khat`; < 0.5 good, 0.5–0.7 usable, > 0.7 unreliable, +inf for
-    n ≤ 20). A proposal with lighter tails than q gives heavy weights: a small ESS, a
-    k̂ above 0.7, and a stderr that can look small while the value is far off.
+    * Pareto-smoothed (``smooth=True``, with either of the above): the largest
+      M = ⌈min(n/5, 3√n)⌉ weights are replaced by the expected order statistics of a
+      generalised Pareto fit (:func:`jaxkl.estimators.psis.psis_smooth`), which trades a
+      small bias for a finite variance when the raw weights have none (Vehtari et al.
+      2024). stderr is the same formula on the smoothed weights.
+
+    Diagnostics: ``ess`` = Kish (Σw)²/Σw² ∈ [1, n] (of the smoothed weights when
+    smoothing) and ``pareto_k`` = PSIS k̂ of log w (:func:`jaxkl.pareto_khat`; +inf for
+    n ≤ 20). How to read k̂ depends on the estimate:
+
+    * plain (unsmoothed) weights: k̂ ≥ 0.5 means the weights' variance is infinite, so
+      the stderr means nothing — ``reliable`` is False there (``khat_threshold`` 0.5);
+    * Pareto-smoothed: the PSIS thresholds apply — k̂ < min(0.7, 1 − 1/log₁₀ n) and the
+      smoothed estimate converges at a usable rate; above, it does not
+      (``khat_threshold`` min(0.7, 1 − 1/log₁₀ n)).
+
+    A proposal with lighter tails than q gives heavy weights: a small ESS, a large k̂, and
+    a stderr that can look small while the value is far off.
 
     Terms with w = 0 (q(x) = 0) count 0 whatever f is (0·log 0 = 0). Where p(x) = 0 with
     q(x) > 0 the value is +inf (and so is stderr), the honest KL. NaN log densities are
@@ -102,10 +118,12 @@ def importance_kl(
       num_samples: n ≥ 1, static. Leading batch axes that the proposal lacks become extra
         sample axes, so every batch member gets its own n draws.
       self_normalized: use the self-normalised estimator (see above).
+      smooth: Pareto-smooth the largest weights first (see above).
 
     Returns:
-      ``ImportanceEstimate(value, stderr, num_samples, ess, pareto_k)``; every array has
-      the batch shape B = broadcast(Bq, Bp, Br).
+      ``ImportanceEstimate`` with ``value``, ``stderr``, ``pareto_k`` and ``ess`` of the
+      batch shape B = broadcast(Bq, Bp, Br), dof = n − 1 and ``khat_threshold`` as
+      above.
 
     Raises:
       TypeError: ``q`` or ``proposal`` is not a jaxkl distribution, ``p`` is neither a
@@ -179,16 +197,36 @@ def importance_kl(
         )
     log_p = jnp.broadcast_to(log_p, shape)
 
-    value, stderr, ess, pareto_k = _weighted_kl(log_q, log_r, log_p, self_normalized)
-    return ImportanceEstimate(value, stderr, n, ess, pareto_k)
+    value, stderr, ess, pareto_k = _weighted_kl(log_q, log_r, log_p, self_normalized, smooth)
+    threshold = smoothed_khat_threshold(n) if smooth else PLAIN_KHAT_THRESHOLD
+    return ImportanceEstimate(value, stderr, n, n - 1, pareto_k, khat_threshold=threshold, ess=ess)
+
+
+def smoothed_khat_threshold(num_samples: int) -> float:
+    """min(0.7, 1 − 1/log₁₀ S): the k̂ below which a Pareto-smoothed estimate is usable.
+
+    Vehtari et al. (2024), §3: with S draws the smoothed estimate's error converges at a
+    practically useful rate only for k̂ below this; 0.7 from S ≈ 2200 on.
+
+    Example:
+      >>> smoothed_khat_threshold(100), smoothed_khat_threshold(10_000)
+      (0.5, 0.7)
+    """
+    if num_samples <= 10:
+        return 0.0
+    return min(0.7, 1.0 - 1.0 / math.log10(num_samples))
 
 
 # One compiled program per shape; eager callers would otherwise dispatch op by op.
-@functools.partial(jax.jit, static_argnums=3)
-def _weighted_kl(log_q, log_r, log_p, self_normalized: bool):
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _weighted_kl(log_q, log_r, log_p, self_normalized: bool, smooth: bool):
     """Value, stderr, ESS and k̂ from log densities ``[n, *B]`` at x ~ proposal."""
     n = log_q.shape[0]
     log_w = log_q - log_r
+    if smooth:
+        log_w, pareto_k = psis_smooth(log_w, axis=0)
+    else:
+        pareto_k = pareto_khat(log_w, axis=0)
     # 0·log 0 = 0: a draw where q vanishes contributes nothing, even if f there is NaN.
     zero_w = log_w == -jnp.inf
     f = jnp.where(zero_w, 0.0, log_q - log_p)
@@ -208,11 +246,11 @@ def _weighted_kl(log_q, log_r, log_p, self_normalized: bool):
         # Factor out the largest weight: exact for any shift, so it carries no gradient.
         top = jax.lax.stop_gradient(jnp.max(log_w, axis=0, keepdims=True))
         top = jnp.where(jnp.isfinite(top), top, 0.0)
-        est = mean_with_stderr(jnp.exp(log_w - top) * f, axis=0)
+        est = mean_with_stderr(jnp.exp(log_w - top) * f, axis=0, tail=False)
         scale = jnp.exp(top[0])
         value, stderr = scale * est.value, scale * est.stderr
     infinite = jnp.any(f_inf, axis=0)
     value = jnp.where(infinite, jnp.inf, value)
     stderr = jnp.where(infinite | jnp.isinf(value), jnp.inf, stderr)
 
-    return value, stderr, kish_ess(log_w, axis=0), pareto_khat(log_w, axis=0)
+    return value, stderr, kish_ess(log_w, axis=0), pareto_k

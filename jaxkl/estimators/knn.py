@@ -33,12 +33,20 @@ _DEFAULT_BLOCK = (128, 2048)
 _UNROLL = 16
 _METHODS = ("auto", "brute", "tree")
 # method="auto" takes the tree on CPU up to this dimension: k-d trees lose their pruning
-# as d grows, and beyond it the brute force is the dependable choice.
-_TREE_MAX_DIM = 16
-# ... and for searches with at least this many query points: below it the host callback's
-# fixed cost outweighs the brute force's n·m work (crossover measured by
-# experiments/throughput.py, section knn_tree, on a 2-core CPU).
-_TREE_MIN_POINTS = 256
+# as d grows. experiments/throughput.py, section knn_tree (results/throughput/report.md):
+# at n = m = 10⁴ the tree (scipy's own query time, essentially) beat the brute force at
+# d = 5 and lost at d = 10; d = 6–9 were not measured, 7 splits the gap.
+_TREE_MAX_DIM = 7
+# ... and for at least _TREE_POINTS_PER_DIM·(d + 1) query points: below it the host
+# callback's fixed cost and the tree's per-query work outweigh the brute force's n·m
+# work (same section: the crossover lay between n = 2048 and 4096 at d = 1 and between
+# 4096 and 10⁴ at d = 5).
+_TREE_POINTS_PER_DIM = 1024
+
+
+def _auto_takes_tree(n: int, d: int) -> bool:
+    """Whether ``method="auto"`` searches by the tree on CPU (n points of x, dimension d)."""
+    return d <= _TREE_MAX_DIM and n >= _TREE_POINTS_PER_DIM * (d + 1)
 
 
 def knn_kl(
@@ -93,16 +101,17 @@ def knn_kl(
     **Standard error.** The tᵢ are not independent (neighbouring points share neighbours,
     and all share y), so their sd/√n understates the error. ``stderr`` is instead
     sd(D̂_g)/√G over G = 10 disjoint subsamples (every G-th point of x and of y; so x and y
-    must be i.i.d. in the order given), which assumes Var D̂ ∝ 1/n. It is an sd of G
-    values: intervals need Student-t with G − 1 = 9 degrees of freedom (t₀.₉₇₅ = 2.262,
-    not 1.96). On the example's pair (d = 1, KL 0.5) value ± 2.262·stderr covered the truth
-    in 93.7 ± 0.5 % of 2000 replicates at n = m = 10³ (± 1.96·stderr: 90.2 %) and in
-    95.4 ± 0.9 % of 500 at n = m = 10⁴, the replicates' sd being 1.07 ± 0.02 and
-    0.98 ± 0.03 times the root-mean-square stderr [1]. It fails where Var D̂ does not scale
-    as 1/n: for P = N(0, 1), Q = N(√20, 1) (KL 10) the sd was 3.01 ± 0.05 (n = 10³) and
-    2.88 ± 0.09 (n = 10⁴) times the stderr [1]. ``stderr`` is inf where a subsample has no
-    defined estimate (heavy ties: e.g. all of a subsample's x points equal) though the
-    whole sample has one.
+    must be i.i.d. in the order given), which assumes Var D̂ ∝ 1/n. It is an sd of G values:
+    intervals need Student-t with G − 1 = 9 degrees of freedom (t₀.₉₇₅ = 2.262, not 1.96;
+    ``Estimate.dof`` is G − 1 and ``ci`` uses it). On the example's pair (d = 1, KL 0.5)
+    value ± 2.262·stderr covered the truth in 93.65 ± 0.55 % of 2000 replicates at n = m =
+    10³ (± 1.96·stderr: 90.15 ± 0.67 %) and in 95.4 ± 0.9 % of 500 at n = m = 10⁴, the
+    replicates' sd being 1.07 ± 0.02 and 0.98 ± 0.03 times the root-mean-square stderr [1];
+    in 5-D (``mvn5``) 91.5 ± 2.0 % of 200 at 10³ [1]. It fails where Var D̂ does not scale
+    as 1/n: for P = N(0, 1), Q = N(√20, 1) (KL 10) the sd was 3.01 ± 0.05 (n = 10³) and 2.88
+    ± 0.09 (n = 10⁴) times the stderr [1]. ``stderr`` is inf where a subsample has no
+    defined estimate (heavy ties: e.g. all of a subsample's x points equal) though the whole
+    sample has one.
 
     **Bias.** ``stderr`` does not include the finite-sample bias, which grows with d and
     where Q is narrow or far relative to P, and which can dominate: relative bias (mean of
@@ -116,8 +125,8 @@ def knn_kl(
     N(0, 1) ‖ N(√20, 1)                           10     10⁴     −22.95 ± 0.15 %
     5-D diagonal pair (``mvn5`` in [1])           0.902  10⁴     −2.37 ± 0.46 %
     the same reversed (``mvn5_reverse``)          1.31   10⁴     −29.48 ± 0.30 %
+    N(0, I₁₀) ‖ N(0.3·1, I₁₀)                     0.45   10³     −24.68 ± 1.32 %
     N(0, I₁₀) ‖ N(0.3·1, I₁₀)                     0.45   10⁴     −19.21 ± 0.71 %
-    N(0, I₁₀) ‖ N(0.3·1, I₁₀)                     0.45   10⁵     {{ISO10_1E5}}
     ============================================  =====  ======  ==================
 
     and the coverage of the t intervals falls with it (0 for the far and reversed pairs).
@@ -127,8 +136,11 @@ def knn_kl(
     inputs). ``"tree"``: scipy's k-d tree (``cKDTree``) on the host through
     ``jax.pure_callback``, from any device (the samples travel to the host); under
     ``vmap`` it searches the whole batch in one call. ``"auto"`` (default): the tree where
-    the program runs on CPU and d ≤ 16 (beyond, k-d trees lose their pruning) for
-    searches of at least 256 points, else the brute force. "On CPU" is decided when the
+    the program runs on CPU, d ≤ 7 and n ≥ 1024·(d + 1), else the brute force: k-d trees
+    lose their pruning as d grows (at n = m = 10⁴ on a 2-core CPU the tree was faster
+    than the brute force at d = 5 and slower at d = 10), and for few points the host
+    call's fixed cost dominates (``experiments/throughput.py``, section ``knn_tree``, with
+    the figures in ``results/throughput/knn_tree/report.md``). "On CPU" is decided when the
     program is lowered for its device (``jax.lax.platform_dependent``), not by
     ``jax.default_backend()``: arrays placed on a CPU device take the tree even where a
     GPU is the default. The two searches apply the same rule and give the same
@@ -160,7 +172,8 @@ def knn_kl(
         result does not depend on them.
 
     Returns:
-      ``Estimate(value, stderr, num_samples=n)``; ``value`` and ``stderr`` are scalars. For
+      ``Estimate(value, stderr, num_samples=n, dof=G − 1)``; ``value`` and ``stderr`` are
+      scalars (G subsamples, normally 10, so ``ci`` uses t₉). For
       a batch of problems use ``jax.vmap`` over a leading axis of x and y (memory then
       scales with the batch size times the tile).
 
@@ -217,12 +230,10 @@ def knn_kl(
         "same array as x, or overlaps it (knn_kl(x, x), or two slices of one array); draw "
         "x and y independently.",
     )
-    # The stderr is an sd over G subsamples: intervals need Student-t with G − 1 degrees of
-    # freedom. (Estimate's dof field, once it exists, is to be set to groups − 1 here.)
     stderr, groups = _subsample_stderr(x, y, **opts)
-    del groups
     stderr = jnp.where(jnp.isnan(value), jnp.nan, stderr)
-    return Estimate(value, stderr, n)
+    # The stderr is the spread of G subsample estimates: G − 1 degrees of freedom.
+    return Estimate(value, stderr, n, max(groups - 1, 0))
 
 
 _SUBSAMPLES = 10
@@ -542,7 +553,7 @@ def _search_neighbours(x, y, k: int, method: str, row_block: int, col_block: int
         return brute(x, y)
     if method == "tree":
         return tree(x, y)
-    if d > _TREE_MAX_DIM or n < _TREE_MIN_POINTS:
+    if not _auto_takes_tree(n, d):
         return brute(x, y)
     # Chosen when the program is lowered for its platform (the device x and y live on, or
     # jit's target): the tree on CPU, the brute force on accelerators.
