@@ -142,25 +142,25 @@ def test_knn_memory_and_value_recorded(summary):
 
 
 def test_knn_tree_against_scipy_recorded(summary):
-    # Every d × n cell: scipy, the tree and the brute force; the tree's value and stderr
-    # equal the brute force's bit for bit, and agree with scipy's direct computation.
+    # Every d × n cell: scipy, the tree, the brute force and the search auto takes; the
+    # tree's value and stderr equal the brute force's bit for bit and agree with scipy's
+    # direct computation.
+    from jaxkl.estimators.knn import _auto_takes_tree
+
     rows = _section_rows(summary, "knn_tree")
     cfg = summary["config"]["knn_tree"]
     cells = {(d, n) for d in cfg["dims"] for n in cfg["sizes"]}
-    impls = {"scipy cKDTree", "jaxkl tree", "jaxkl brute"}
-    assert {(r["event"], r["batch"], r["impl"]) for r in rows} == {
-        (d, n, i) for d, n in cells for i in impls
-    }
-    for r in rows:
-        if r["impl"] == "jaxkl tree":
-            assert r["identical"] is True, r
-            scipy = next(
-                s
-                for s in rows
-                if (s["event"], s["batch"], s["impl"]) == (r["event"], r["batch"], "scipy cKDTree")
-            )
-            assert r["value"] == pytest.approx(scipy["value"], rel=1e-4)
-            assert r["vs_fastest_peer"] > 0
+    impls = {"scipy cKDTree", "jaxkl tree", "jaxkl brute", "jaxkl auto"}
+    by = {(r["event"], r["batch"], r["impl"]): r for r in rows}
+    assert set(by) == {(d, n, i) for d, n in cells for i in impls}
+    for d, n in cells:
+        tree, brute = by[d, n, "jaxkl tree"], by[d, n, "jaxkl brute"]
+        assert tree["identical"] is True and brute["identical"] is True
+        assert tree["value"] == brute["value"] and tree["stderr"] == brute["stderr"]
+        assert tree["value"] == pytest.approx(by[d, n, "scipy cKDTree"]["value"], rel=1e-4)
+        auto = by[d, n, "jaxkl auto"]
+        assert auto["search"] == ("tree" if _auto_takes_tree(n, d) else "brute")
+        assert (auto["vs_fastest_peer"] is None) == (n < cfg["target_min_n"])
     targets = {t["target"]: t for t in summary["results"]["targets"]}
     assert targets["knn ÷ fastest peer, every shape"]["measured"] > 0
 

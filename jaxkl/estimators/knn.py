@@ -4,7 +4,8 @@ The estimator needs no density, only samples x ~ P and y ~ Q. Two neighbour sear
 the same neighbours: a blocked brute force in XLA, which streams all pairwise distances
 tile by tile keeping a running top-k per point (memory O(row_block × col_block + n·k)
 besides the inputs, never O(n × m); any device), and a k-d tree (scipy's ``cKDTree``, run
-on the host through ``jax.pure_callback``; see ``_knn_tree.py``), chosen on CPU.
+on the host through ``jax.pure_callback``; see ``_knn_tree.py``), chosen on CPU for
+low dimensions and large samples (``knn_kl``'s ``method``).
 """
 
 from __future__ import annotations
@@ -33,14 +34,15 @@ _DEFAULT_BLOCK = (128, 2048)
 _UNROLL = 16
 _METHODS = ("auto", "brute", "tree")
 # method="auto" takes the tree on CPU up to this dimension: k-d trees lose their pruning
-# as d grows. experiments/throughput.py, section knn_tree (results/throughput/report.md):
-# at n = m = 10⁴ the tree (scipy's own query time, essentially) beat the brute force at
-# d = 5 and lost at d = 10; d = 6–9 were not measured, 7 splits the gap.
+# as d grows. results/throughput/knn_tree/report.md (experiments/throughput.py, section
+# knn_tree, 2-core CPU under load 6–8): at n = m = 10⁴ the tree took 0.50 s against the
+# brute force's 1.07 s at d = 5, 2.79 s against 1.35 s at d = 10 (scipy's own k-d tree,
+# 2.29 s there, is the bulk of it); d = 6–9 were not measured, 7 splits the gap.
 _TREE_MAX_DIM = 7
 # ... and for at least _TREE_POINTS_PER_DIM·(d + 1) query points: below it the host
-# callback's fixed cost and the tree's per-query work outweigh the brute force's n·m
-# work (same section: the crossover lay between n = 2048 and 4096 at d = 1 and between
-# 4096 and 10⁴ at d = 5).
+# call's fixed cost and the tree's per-query work outweigh the brute force's n·m work
+# (same report: tree vs brute 0.019 vs 0.010 s at d = 1, n = 1024 and 0.025 vs 0.028 s
+# at n = 2048; at d = 5 0.076 vs 0.077 s at 2048 and 0.125 vs 0.19 s at 4096).
 _TREE_POINTS_PER_DIM = 1024
 
 
@@ -149,10 +151,13 @@ def knn_kl(
     distances equal to within float rounding may be ranked differently (the brute force
     ranks by its float32 sums, the tree by float64 distances): estimates then agree to
     rounding; elsewhere they are bit-identical. Speed against scipy used directly:
-    ``experiments/throughput.py``, section ``knn_tree``. The search runs without
-    gradient: the selected distances are recomputed from the gathered points, so
-    ``jax.grad`` with respect to x and y works with either search and costs O((n + m) d)
-    memory.
+    ``experiments/throughput.py``, section ``knn_tree``; in its committed run
+    (``results/throughput/knn_tree/report.md``, 2-core CPU under load 6–8, n = m) the
+    default search ran at 1.57× and 1.05× scipy's speed at d = 1 (n = 10⁴, 10⁵; the tree),
+    0.54× and 0.89× at d = 5 (the tree), 2.1× and 0.91× at d = 10 (the brute force).
+    The search runs without gradient: the selected distances are recomputed from the
+    gathered points, so ``jax.grad`` with respect to x and y works with either search and
+    costs O((n + m) d) memory.
 
     **Precision.** Squared distances are formed from direct differences Σⱼ (aⱼ − bⱼ)², summed
     over coordinates in order, not as ‖a‖² + ‖b‖² − 2a·b. The expansion loses everything
