@@ -27,6 +27,7 @@ def kc():
     return _load()
 
 
+@pytest.mark.slow  # ~10 s of compiles on 2 cores; the helpers below are tested fast
 def test_quick_run_writes_every_cell(kc, tmp_path):
     path = kc.main(["--config", str(QUICK), "--out", str(tmp_path)])
     summary = json.loads((path / "summary.json").read_text())
