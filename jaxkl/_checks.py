@@ -11,12 +11,14 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import checkify
 
-__all__ = ["checked", "is_concrete", "require"]
+__all__ = ["check_sizes", "checked", "is_concrete", "require"]
 
 _CHECKIFY_ACTIVE = contextvars.ContextVar("jaxkl_checkify_active", default=False)
 
@@ -91,3 +93,13 @@ def checked(fn):
         return out
 
     return wrapper
+
+
+def check_sizes(sizes: Sequence[int], n_max: int | None = None) -> np.ndarray:
+    """The grid as an int array; strictly increasing, ≥ 1 and ≤ ``n_max``."""
+    arr = np.asarray([int(s) for s in sizes])
+    if arr.size == 0 or arr[0] < 1 or np.any(np.diff(arr) <= 0):
+        raise ValueError(f"sample sizes must be strictly increasing and >= 1; got {list(arr)}")
+    if n_max is not None and arr[-1] > n_max:
+        raise ValueError(f"largest sample size {arr[-1]} exceeds the {n_max} samples given")
+    return arr

@@ -11,6 +11,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from jaxkl._keys import as_key
+from jaxkl.convert import as_sampleable
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.psis import pareto_khat, psis_smooth
@@ -158,6 +159,8 @@ def importance_kl(
     n = int(num_samples)
     if n < 1:
         raise ValueError(f"importance_kl: num_samples must be >= 1; got {n}")
+    # numpyro/distrax/TFP objects: converted, or wrapped with their own sample/log_prob.
+    q, p, proposal = as_sampleable(q), as_sampleable(p), as_sampleable(proposal)
     _require_distribution("q", q)
     _require_distribution("proposal", proposal)
     p_is_dist = isinstance(p, Distribution)
