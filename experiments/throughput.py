@@ -14,6 +14,8 @@ Sections (``sections`` in the config, run in this order):
 
 * ``knn``: ``knn_kl`` for n = m up to 100 000 in d = 10, with peak memory (XLA's buffer
   assignment for the compiled call, and the process's resident-set high-water mark).
+* ``knn_tree``: ``knn_kl``'s two searches (k-d tree, brute force) against scipy's
+  ``cKDTree`` computing the same estimate directly, over a grid of d × n.
 * ``analytic``: Normal and MultivariateNormalDiag over a grid of B × D, MultivariateNormalTriL
   for d ∈ {8, 64}, Categorical for K up to 32 768; each against the read ceiling.
 * ``monte_carlo``: ``mc_kl`` (k1, k3) and ``importance_kl`` against the RNG ceiling.
@@ -76,6 +78,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / f"{EXPERIMENT}.toml"
 SECTIONS = (
     "knn",
+    "knn_tree",
     "analytic",
     "versus",
     "monte_carlo",
@@ -172,6 +175,7 @@ def validate(cfg: dict[str, Any]) -> None:
     require_config(1 <= k["k"] < min(k["sizes"]), "knn.k", "must be in [1, min(knn.sizes))")
     require_config(k["repeats"] >= 1, "knn.repeats", "must be >= 1")
     require_config(k["max_seconds"] > 0, "knn.max_seconds", "must be > 0")
+    validate_knn_tree(cfg)
     v = cfg["variance"]
     require_config(v["num_samples"] >= 4, "variance.num_samples", "must be >= 4")
     require_config(v["replicates"] >= 8, "variance.replicates", "must be >= 8")
@@ -692,6 +696,256 @@ def _maxrss_bytes() -> int:
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports KiB, macOS bytes.
     return int(rss) if platform.system() == "Darwin" else int(rss) * 1024
+
+
+# --------------------------------------------------------------------------- kNN: tree vs scipy
+
+
+def validate_knn_tree(cfg: dict[str, Any]) -> None:
+    t = cfg["knn_tree"]
+    require_config(
+        bool(t["dims"]) and all(d >= 1 for d in t["dims"]),
+        "knn_tree.dims",
+        "must be a non-empty list of dimensions >= 1",
+    )
+    require_config(
+        bool(t["sizes"]) and all(n >= 2 * (t["k"] + 1) for n in t["sizes"]),
+        "knn_tree.sizes",
+        "must be a non-empty list of sizes >= 2·(k + 1)",
+    )
+    require_config(t["k"] >= 1, "knn_tree.k", "must be >= 1")
+    require_config(t["repeats"] >= 1, "knn_tree.repeats", "must be >= 1")
+    require_config(t["brute_max_n"] >= 0, "knn_tree.brute_max_n", "must be >= 0")
+    require_config(t["brute_repeat_max_n"] >= 0, "knn_tree.brute_repeat_max_n", "must be >= 0")
+    require_config(t["target_min_n"] >= 1, "knn_tree.target_min_n", "must be >= 1")
+    require_config(
+        all(isinstance(c, list) and len(c) == 2 for c in t["skip_tree"]),
+        "knn_tree.skip_tree",
+        "must be a list of [d, n] pairs",
+    )
+
+
+def _scipy_knn_estimate(x: np.ndarray, y: np.ndarray, k: int, groups: int = 10):
+    """knn_kl's value and subsample stderr computed directly with scipy's cKDTree.
+
+    What one would write by hand (queries on all cores); it does not handle exact copies:
+    a copy gives a zero distance, hence log 0.
+    """
+    from scipy.spatial import cKDTree
+
+    def value(x, y):
+        (n, d), m = x.shape, y.shape[0]
+        rho = cKDTree(x).query(x, [k + 1], workers=-1)[0][:, 0]
+        nu = cKDTree(y).query(x, [k], workers=-1)[0][:, 0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return d * np.mean(np.log(nu / rho)) + math.log(m / (n - 1))
+
+    n, m = x.shape[0], y.shape[0]
+    g = min(groups, n // (k + 1), m // k)
+    n_g, m_g = n // g, m // g
+    subsamples = [value(x[: n_g * g][i::g], y[: m_g * g][i::g]) for i in range(g)]
+    return value(x, y), float(np.std(subsamples, ddof=1) / math.sqrt(g))
+
+
+def run_knn_tree(cfg: dict[str, Any]) -> dict[str, Any]:
+    """knn_kl's k-d tree and brute-force searches against scipy's cKDTree computing the
+    same estimate directly (value and 10-subsample stderr), n = m, x ~ N(0, I_d),
+    y ~ N(0.5·1, I_d), float32.
+
+    jaxkl is timed as users call it, ``knn_kl(x, y, method=...)`` eagerly. After one
+    warm-up call each, scipy, the tree and (for n ≤ ``knn_tree.brute_repeat_max_n``) the
+    brute force run in turn within each of ``knn_tree.repeats`` repeats; "× scipy" is the
+    median over repeats of scipy's time over jaxkl's (> 1: jaxkl faster). Larger brute
+    forces (up to ``knn_tree.brute_max_n``) run once after their warm-up and are set
+    against the median scipy time. ``jaxkl auto`` is the search ``method="auto"`` takes on
+    CPU at that (n, d), with that search's figures: it is what the k-NN target reads.
+    ``identical``: the tree's value and stderr equal the brute force's bit for bit.
+    """
+    from jaxkl.estimators.knn import _auto_takes_tree
+
+    kc = cfg["knn_tree"]
+    rng = np.random.default_rng(cfg["seed"] + 3)
+    k = kc["k"]
+    rows = []
+
+    def timed_call(method, xj, yj):
+        def call():
+            est = jaxkl.knn_kl(xj, yj, k=k, method=method)
+            return tuple(float(v) for v in jax.block_until_ready((est.value, est.stderr)))
+
+        return call
+
+    for d in kc["dims"]:
+        for n in kc["sizes"]:
+            x = rng.standard_normal((n, d), dtype=np.float32)
+            y = rng.standard_normal((n, d), dtype=np.float32) + np.float32(0.5)
+            xj, yj = jnp.asarray(x), jnp.asarray(y)
+            calls = {"scipy": lambda x=x, y=y: _scipy_knn_estimate(x, y, k)}
+            if [d, n] not in kc["skip_tree"]:
+                calls["tree"] = timed_call("tree", xj, yj)
+            brute_runs = n <= kc["brute_max_n"]
+            if brute_runs and n <= kc["brute_repeat_max_n"]:
+                calls["brute"] = timed_call("brute", xj, yj)
+            # Warm-up (compiles); scipy has nothing to warm, its first timed call counts.
+            values = {name: call() for name, call in calls.items() if name != "scipy"}
+            times: dict[str, list] = {name: [] for name in calls}
+            for _ in range(kc["repeats"]):
+                for name, call in calls.items():
+                    t0 = time.perf_counter()
+                    out = call()
+                    times[name].append(time.perf_counter() - t0)
+                    values.setdefault(name, out)
+            if brute_runs and "brute" not in calls:
+                # Compiled ahead (without running), then one timed call.
+                def brute(a, b):
+                    est = jaxkl.knn_kl(a, b, k=k, method="brute")
+                    return est.value, est.stderr
+
+                c = compile_bound(brute, xj, yj)
+                t0 = time.perf_counter()
+                out = jax.block_until_ready(c.call())
+                times["brute"] = [time.perf_counter() - t0]
+                values["brute"] = tuple(float(v) for v in out)
+            scipy_s = _median(times["scipy"])
+            common = {"batch": n, "event": d, "count": n * n, "unit": "estimates/s"}
+            both = "tree" in values and "brute" in values
+            identical = values["tree"] == values["brute"] if both else None
+
+            def vs_scipy(name, times=times, scipy_s=scipy_s):
+                if len(times[name]) == len(times["scipy"]):
+                    return _fraction(times[name], times["scipy"])
+                return scipy_s / _median(times[name])
+
+            rows.append(
+                _row(
+                    "knn_tree",
+                    "knn_kl",
+                    "scipy cKDTree",
+                    seconds=scipy_s,
+                    throughput=1 / scipy_s,
+                    value=values["scipy"][0],
+                    stderr=values["scipy"][1],
+                    timed_calls=len(times["scipy"]),
+                    **common,
+                )
+            )
+            for name in ("tree", "brute"):
+                if name not in times:
+                    continue
+                rows.append(
+                    _row(
+                        "knn_tree",
+                        "knn_kl",
+                        f"jaxkl {name}",
+                        seconds=_median(times[name]),
+                        throughput=1 / _median(times[name]),
+                        ceiling=1 / scipy_s,
+                        fraction=vs_scipy(name),
+                        value=values[name][0],
+                        stderr=values[name][1],
+                        identical=identical,
+                        timed_calls=len(times[name]),
+                        **common,
+                    )
+                )
+            auto = "tree" if _auto_takes_tree(n, d) else "brute"
+            if auto in times:
+                rows.append(
+                    _row(
+                        "knn_tree",
+                        "knn_kl",
+                        "jaxkl auto",
+                        search=auto,
+                        seconds=_median(times[auto]),
+                        throughput=1 / _median(times[auto]),
+                        ceiling=1 / scipy_s,
+                        fraction=vs_scipy(auto),
+                        # The versus table and the k-NN target read these (n ≥ target_min_n).
+                        vs_fastest_peer=vs_scipy(auto) if n >= kc["target_min_n"] else None,
+                        fastest_peer="scipy cKDTree",
+                        value=values[auto][0],
+                        stderr=values[auto][1],
+                        **common,
+                    )
+                )
+    return {"rows": rows}
+
+
+def _knn_tree_report(records, cfg) -> list[str]:
+    rows = _rows(records, "knn_tree")
+    if not rows:
+        return []
+    by_cell: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        by_cell.setdefault((r["event"], r["batch"]), {})[r["impl"]] = r
+    body = []
+    for (d, n), cell in sorted(by_cell.items()):
+        sc, tr = cell["scipy cKDTree"], cell.get("jaxkl tree", {})
+        br, auto = cell.get("jaxkl brute", {}), cell.get("jaxkl auto", {})
+        body.append(
+            [
+                d,
+                n,
+                sc["seconds"],
+                tr.get("seconds"),
+                tr.get("fraction"),
+                br.get("seconds"),
+                br.get("fraction"),
+                br.get("timed_calls"),
+                auto.get("search"),
+                auto.get("fraction"),
+                tr.get("identical"),
+                auto.get("value"),
+                auto.get("stderr"),
+                sc["value"],
+            ]
+        )
+    min_n = cfg["knn_tree"]["target_min_n"]
+    ratios = [r["vs_fastest_peer"] for r in rows if r.get("vs_fastest_peer") is not None]
+    verdict = (
+        f'`method="auto"` at least as fast as scipy at every n ≥ {min_n}: '
+        f"{_fmt(min(ratios) >= 1.0)} (lowest ratio {_fmt(min(ratios))})."
+        if ratios
+        else f"No size n ≥ {min_n} with the search auto takes measured."
+    )
+    return [
+        "## k-NN: the tree search against scipy",
+        "",
+        "`knn_kl(x, y, method=...)` with n = m, x ~ N(0, I), y ~ N(0.5·1, I), float32, "
+        "called eagerly, against scipy's `cKDTree` computing the same estimate directly "
+        "(value from `query(x, k + 1)` on x's tree and `query(x, k)` on y's, stderr from "
+        "the same on 10 strided subsamples, `workers=-1`; exact copies unhandled, so a copy "
+        "makes its value −inf or NaN). `× scipy` is scipy's time over jaxkl's, median of "
+        "per-repeat ratios (> 1: jaxkl faster); `brute calls` = 1: the brute force ran "
+        'once, against scipy\'s median. `auto`: the search `method="auto"` takes on CPU '
+        "at that (d, n), and its `× scipy`. `identical`: the tree's value and stderr equal "
+        "the brute force's bit for bit; `estimate`, `stderr`: auto's; an empty tree column: "
+        "not timed there (`skip_tree`). The load average during the section is in the "
+        "header above.",
+        "",
+        _table(
+            [
+                "d",
+                "n = m",
+                "scipy s",
+                "tree s",
+                "tree × scipy",
+                "brute s",
+                "brute × scipy",
+                "brute calls",
+                "auto",
+                "auto × scipy",
+                "identical",
+                "estimate",
+                "stderr",
+                "scipy estimate",
+            ],
+            body,
+        ),
+        "",
+        verdict,
+        "",
+    ]
 
 
 # --------------------------------------------------------------------------- peers
@@ -1517,6 +1771,7 @@ def report_markdown(records, targets, cfg, *, wall: float, gpu: bool) -> str:
     out += _peers_report(records)
     out += _anatomy_report(records)
     out += _knn_report(records)
+    out += _knn_tree_report(records, cfg)
     out += _variance_report(records, cfg)
     out += _retrace_report(records)
     out += _bounds_report(records, targets, cfg)
@@ -1576,6 +1831,20 @@ def _versus_table(records) -> tuple[list[list[Any]], list[list[Any]]]:
                 r.get("note"),
             ]
         )
+    for r in _rows(records, "knn_tree"):
+        if r.get("vs_fastest_peer") is None:
+            continue
+        ratio = r["vs_fastest_peer"]
+        summary.append(
+            [
+                "knn",
+                r["batch"],
+                r["event"],
+                f"{r['seconds']:.3g} s",
+                f"scipy cKDTree {r['ceiling'] ** -1:.3g} s ({r['search']})",
+                f"**{ratio:.2f}×**" if ratio < 1.0 else f"{ratio:.2f}×",
+            ]
+        )
     return summary, detail
 
 
@@ -1600,8 +1869,9 @@ def _versus_report(records) -> list[str]:
             summary,
         ),
         "",
-        "<!-- k-NN: the knn_kl vs scipy cKDTree row is produced by its own function and "
-        "joins this table (workload knn). -->",
+        "k-NN rows (`knn`, B = n = m, event = d) compare seconds per estimate of "
+        '`knn_kl(method="tree")` and of scipy\'s `cKDTree` computing the same estimate '
+        "(section `knn_tree` below).",
         "",
         "Every implementation, same run (GB/s of input bytes; fraction of the read ceiling):",
         "",
@@ -2150,6 +2420,7 @@ def _bounds_report(records, targets, cfg) -> list[str]:
 
 RUNNERS = {
     "knn": run_knn,
+    "knn_tree": run_knn_tree,
     "analytic": run_analytic,
     "versus": run_versus,
     "monte_carlo": run_monte_carlo,
@@ -2234,6 +2505,8 @@ def evaluate_targets(records: dict[str, Any], cfg: dict[str, Any]) -> list[dict[
             for r in _rows(records, "versus", wl)
             if r["impl"] == "jaxkl" and r.get("vs_fastest_peer") is not None
         ]
+        if wl == "knn":  # measured in its own section, knn_tree
+            mine += [r for r in _rows(records, "knn_tree") if r.get("vs_fastest_peer")]
         if mine:
             worst = min(mine, key=lambda r: r["vs_fastest_peer"])
             add(

@@ -141,6 +141,30 @@ def test_knn_memory_and_value_recorded(summary):
         assert math.isfinite(r["value"]) and math.isfinite(r["stderr"])
 
 
+def test_knn_tree_against_scipy_recorded(summary):
+    # Every d × n cell: scipy, the tree, the brute force and the search auto takes; the
+    # tree's value and stderr equal the brute force's bit for bit and agree with scipy's
+    # direct computation.
+    from jaxkl.estimators.knn import _auto_takes_tree
+
+    rows = _section_rows(summary, "knn_tree")
+    cfg = summary["config"]["knn_tree"]
+    cells = {(d, n) for d in cfg["dims"] for n in cfg["sizes"]}
+    impls = {"scipy cKDTree", "jaxkl tree", "jaxkl brute", "jaxkl auto"}
+    by = {(r["event"], r["batch"], r["impl"]): r for r in rows}
+    assert set(by) == {(d, n, i) for d, n in cells for i in impls}
+    for d, n in cells:
+        tree, brute = by[d, n, "jaxkl tree"], by[d, n, "jaxkl brute"]
+        assert tree["identical"] is True and brute["identical"] is True
+        assert tree["value"] == brute["value"] and tree["stderr"] == brute["stderr"]
+        assert tree["value"] == pytest.approx(by[d, n, "scipy cKDTree"]["value"], rel=1e-4)
+        auto = by[d, n, "jaxkl auto"]
+        assert auto["search"] == ("tree" if _auto_takes_tree(n, d) else "brute")
+        assert (auto["vs_fastest_peer"] is None) == (n < cfg["target_min_n"])
+    targets = {t["target"]: t for t in summary["results"]["targets"]}
+    assert targets["knn ÷ fastest peer, every shape"]["measured"] > 0
+
+
 def test_variance_options_unbiased_with_finite_gains(summary, tp):
     rows = _section_rows(summary, "variance")
     cfg = summary["config"]["variance"]

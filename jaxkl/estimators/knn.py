@@ -1,8 +1,11 @@
 """Sample-only KL estimation from k-nearest-neighbour distances (Wang–Kulkarni–Verdú).
 
-The estimator needs no density, only samples x ~ P and y ~ Q. All pairwise distances are
-streamed tile by tile, keeping a running top-k per point, so besides the inputs memory is
-O(row_block × col_block + n·k), never O(n × m).
+The estimator needs no density, only samples x ~ P and y ~ Q. Two neighbour searches give
+the same neighbours: a blocked brute force in XLA, which streams all pairwise distances
+tile by tile keeping a running top-k per point (memory O(row_block × col_block + n·k)
+besides the inputs, never O(n × m); any device), and a k-d tree (scipy's ``cKDTree``, run
+on the host through ``jax.pure_callback``; see ``_knn_tree.py``), chosen on CPU for
+low dimensions and large samples (``knn_kl``'s ``method``).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from jax.scipy.special import digamma
 from jaxkl._checks import require
 from jaxkl._shapes import as_float
 from jaxkl.analytic._math import log_ratio
+from jaxkl.estimators import _knn_tree
 from jaxkl.estimators.estimate import Estimate
 
 __all__ = ["knn_kl"]
@@ -28,9 +32,33 @@ __all__ = ["knn_kl"]
 _DEFAULT_BLOCK = (128, 2048)
 # Coordinates summed in one fused loop; beyond this a scan over chunks keeps programs small.
 _UNROLL = 16
+_METHODS = ("auto", "brute", "tree")
+# method="auto" takes the tree on CPU up to this dimension: k-d trees lose their pruning
+# as d grows. results/throughput/knn_tree/report.md (experiments/throughput.py, section
+# knn_tree, 2-core CPU under load 6–8): at n = m = 10⁴ the tree took 0.50 s against the
+# brute force's 1.07 s at d = 5, 2.79 s against 1.35 s at d = 10 (scipy's own k-d tree,
+# 2.29 s there, is the bulk of it); d = 6–9 were not measured, 7 splits the gap.
+_TREE_MAX_DIM = 7
+# ... and for at least _TREE_POINTS_PER_DIM·(d + 1) query points: below it the host
+# call's fixed cost and the tree's per-query work outweigh the brute force's n·m work
+# (same report: tree vs brute 0.019 vs 0.010 s at d = 1, n = 1024 and 0.025 vs 0.028 s
+# at n = 2048; at d = 5 0.076 vs 0.077 s at 2048 and 0.125 vs 0.19 s at 4096).
+_TREE_POINTS_PER_DIM = 1024
 
 
-def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLOCK) -> Estimate:
+def _auto_takes_tree(n: int, d: int) -> bool:
+    """Whether ``method="auto"`` searches by the tree on CPU (n points of x, dimension d)."""
+    return d <= _TREE_MAX_DIM and n >= _TREE_POINTS_PER_DIM * (d + 1)
+
+
+def knn_kl(
+    x,
+    y,
+    *,
+    k: int = 1,
+    method: str = "auto",
+    block_size: int | tuple[int, int] = _DEFAULT_BLOCK,
+) -> Estimate:
     """KL(P‖Q) from samples x ~ P and y ~ Q by k-nearest-neighbour distances.
 
     Wang, Kulkarni & Verdú (2009):
@@ -48,42 +76,105 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
     adapted per point (the adaptive-k form of Wang–Kulkarni–Verdú): with zᵢ other points of
     the sample at distance exactly 0 from xᵢ, the order used is max(k, zᵢ + 1), i.e. the
     k-th neighbour, or the first neighbour at positive distance when there are k or more
-    copies; ψ(kρᵢ) − ψ(kνᵢ) corrects for the changed order. So no log 0 arises. Points whose
-    squared distance underflows to 0 count as copies. The estimate is undefined (NaN) only
-    when no positive distance exists: all points of x identical, or every point of y equal
-    to some xᵢ; concrete inputs of that kind raise ``ValueError``.
+    copies; ψ(kρᵢ) − ψ(kνᵢ) corrects for the changed order. So no log 0 arises. Points
+    whose squared distance underflows to 0 count as copies (after the rescaling below,
+    those closer than about 2⁻⁶³ times the largest |coordinate|). The estimate is
+    undefined (NaN) when no positive distance exists: all points of x identical, or every
+    point of y equal to some xᵢ; concrete inputs of that kind raise ``ValueError``.
+
+    **The same sample twice.** Independent samples of a continuous distribution share no
+    points, and data with atoms make copies within x as well as across. When at least half
+    of x's points have an exact copy in y and none in x — ``knn_kl(x, x)``, a permutation
+    of x, or two overlapping slices of one array — the estimate means nothing (for
+    ``knn_kl(x, x)`` it is −1 + log(n/(n − 1)) whatever x: each xᵢ finds itself in y, which
+    reads as an atom): concrete inputs raise ``ValueError``, and under
+    ``jit``/``vmap`` value and stderr are NaN. A smaller overlap is not detected and biases
+    the estimate downwards. Exact copies from a coarse sampler bias it too:
+    ``jax.random.normal`` in float32 takes about 2²³ values, and at n = m = 10⁴ in 1-D
+    (the pair of the example below) its samples gave a relative bias of −1.66 ± 0.23 %
+    against −0.33 ± 0.23 % for samples drawn in float64 and rounded to float32 [1].
+
+    **Scale.** Before the search x and y are multiplied by one power of two, chosen so the
+    largest |coordinate| lies in [1, 2). That is exact and KL is scale invariant, so data
+    scaled by any power of two give bit-identical results, squared distances cannot
+    overflow, and data of magnitude 1e-20 (squared distances below float32's smallest
+    normal, formerly NaN) are estimated as at magnitude 1.
 
     **Standard error.** The tᵢ are not independent (neighbouring points share neighbours,
-    and all share y): their sd/√n ran 1.29× (d = 1, k = 1) to 1.75× (d = 5) too small in
-    replicate studies. ``stderr`` is instead sd(D̂_g)/√G over G = 10 disjoint subsamples
-    (every G-th point of x and of y; so x and y must be i.i.d. in the order given), which
-    assumes Var D̂ ∝ 1/n and is itself a 10-sample estimate (±24%). It does not
-    include the finite-sample bias, which grows with d and where Q is narrower than P:
-    measured −20% at d = 5, n = m = 10³ (KL 2.5); −29% at d = 5, n = m = 10⁴ (KL 1.31,
-    Q's scale 0.7 and 0.8 of P's in two coordinates; within 1% for the pair reversed); −14%
-    at d = 10, n = m = 10⁵ (KL 0.45).
+    and all share y), so their sd/√n understates the error. ``stderr`` is instead
+    sd(D̂_g)/√G over G = 10 disjoint subsamples (every G-th point of x and of y; so x and y
+    must be i.i.d. in the order given), which assumes Var D̂ ∝ 1/n. It is an sd of G values:
+    intervals need Student-t with G − 1 = 9 degrees of freedom (t₀.₉₇₅ = 2.262, not 1.96;
+    ``Estimate.dof`` is G − 1 and ``ci`` uses it). On the example's pair (d = 1, KL 0.5)
+    value ± 2.262·stderr covered the truth in 93.65 ± 0.55 % of 2000 replicates at n = m =
+    10³ (± 1.96·stderr: 90.15 ± 0.67 %) and in 95.4 ± 0.9 % of 500 at n = m = 10⁴, the
+    replicates' sd being 1.07 ± 0.02 and 0.98 ± 0.03 times the root-mean-square stderr [1];
+    in 5-D (``mvn5``) 91.5 ± 2.0 % of 200 at 10³ [1]. It fails where Var D̂ does not scale
+    as 1/n: for P = N(0, 1), Q = N(√20, 1) (KL 10) the sd was 3.01 ± 0.05 (n = 10³) and 2.88
+    ± 0.09 (n = 10⁴) times the stderr [1]. ``stderr`` is inf where a subsample has no
+    defined estimate (heavy ties: e.g. all of a subsample's x points equal) though the whole
+    sample has one.
+
+    **Bias.** ``stderr`` does not include the finite-sample bias, which grows with d and
+    where Q is narrow or far relative to P, and which can dominate: relative bias (mean of
+    R replicates − KL, ± its standard error) [1] —
+
+    ============================================  =====  ======  ==================
+    pair (x ~ P, y ~ Q)                           KL     n = m   relative bias
+    ============================================  =====  ======  ==================
+    N(0, 1) ‖ N(1, 1)                             0.5    10³     −1.51 ± 0.38 %
+    N(0, 1) ‖ N(√20, 1)                           10     10³     −35.31 ± 0.08 %
+    N(0, 1) ‖ N(√20, 1)                           10     10⁴     −22.95 ± 0.15 %
+    5-D diagonal pair (``mvn5`` in [1])           0.902  10⁴     −2.37 ± 0.46 %
+    the same reversed (``mvn5_reverse``)          1.31   10⁴     −29.48 ± 0.30 %
+    N(0, I₁₀) ‖ N(0.3·1, I₁₀)                     0.45   10³     −24.68 ± 1.32 %
+    N(0, I₁₀) ‖ N(0.3·1, I₁₀)                     0.45   10⁴     −19.21 ± 0.71 %
+    ============================================  =====  ======  ==================
+
+    and the coverage of the t intervals falls with it (0 for the far and reversed pairs).
+
+    **Search** (``method``). ``"brute"``: all pairwise distances, streamed in tiles in XLA
+    (any device; O(n (n + m) d) time, memory O(row_block × col_block + n·k) besides the
+    inputs). ``"tree"``: scipy's k-d tree (``cKDTree``) on the host through
+    ``jax.pure_callback``, from any device (the samples travel to the host); under
+    ``vmap`` it searches the whole batch in one call. ``"auto"`` (default): the tree where
+    the program runs on CPU, d ≤ 7 and n ≥ 1024·(d + 1), else the brute force: k-d trees
+    lose their pruning as d grows (at n = m = 10⁴ on a 2-core CPU the tree was faster
+    than the brute force at d = 5 and slower at d = 10), and for few points the host
+    call's fixed cost dominates (``experiments/throughput.py``, section ``knn_tree``, with
+    the figures in ``results/throughput/knn_tree/report.md``). "On CPU" is decided when the
+    program is lowered for its device (``jax.lax.platform_dependent``), not by
+    ``jax.default_backend()``: arrays placed on a CPU device take the tree even where a
+    GPU is the default. The two searches apply the same rule and give the same
+    neighbours, except that between points at exactly equal distance the tree may take
+    any (the brute force takes the lowest index; the distance is the same) and that two
+    distances equal to within float rounding may be ranked differently (the brute force
+    ranks by its float32 sums, the tree by float64 distances): estimates then agree to
+    rounding; elsewhere they are bit-identical. Speed against scipy used directly:
+    ``experiments/throughput.py``, section ``knn_tree``; in its committed run
+    (``results/throughput/knn_tree/report.md``, 2-core CPU under load 6–8, n = m) the
+    default search ran at 1.57× and 1.05× scipy's speed at d = 1 (n = 10⁴, 10⁵; the tree),
+    0.54× and 0.89× at d = 5 (the tree), 2.1× and 0.91× at d = 10 (the brute force).
+    The search runs without gradient: the selected distances are recomputed from the
+    gathered points, so ``jax.grad`` with respect to x and y works with either search and
+    costs O((n + m) d) memory.
 
     **Precision.** Squared distances are formed from direct differences Σⱼ (aⱼ − bⱼ)², summed
     over coordinates in order, not as ‖a‖² + ‖b‖² − 2a·b. The expansion loses everything
-    below ε·‖a‖² (ε = 1.2e-7 in float32): in 1-D at n = 10⁴ nearest-neighbour squared
-    distances are ~1e-8·‖a‖², so it would pick wrong neighbours, and it cannot tell a copy
-    (distance exactly 0) from a near neighbour. Direct differences are exact for close
-    points (Sterbenz) and keep relative accuracy, at several times the cost of a matrix
-    product (no BLAS; measured 3-6x on CPU).
-
-    **Cost.** O(n (n + m) d) time; memory O(row_block × col_block + n·k) besides the
-    inputs: n = m = 10⁵, d = 10 took 44 s and 355 MiB peak RSS on a shared 2-core CPU. The
-    neighbour search runs without gradient; the selected distances are then recomputed
-    from the gathered points, so ``jax.grad`` with respect to x and y works and costs
-    O((n + m) d) memory.
+    below ε·‖a‖² (ε = 2⁻²³ in float32): in 1-D at n = 10⁴ nearest-neighbour distances are
+    about 1/n of the spread, their squares ~1e-8·‖a‖², so it would pick wrong neighbours,
+    and it cannot tell a copy (distance exactly 0) from a near neighbour. Direct
+    differences are exact for close points (Sterbenz) and keep relative accuracy, at the
+    cost of not using a matrix product (no BLAS).
 
     Args:
       x: samples from P, ``[n, d]``, or ``[n]`` for d = 1. Needs n ≥ k + 1.
       y: samples from Q, ``[m, d]`` (or ``[m]``), same d. Needs m ≥ k.
       k: neighbour order, an integer ≥ 1.
-      block_size: ``(rows of x, columns of x or y)`` per distance tile, or one int for
-        square tiles. Any sizes work (they need not divide n or m); the result does not
-        depend on them.
+      method: the neighbour search, ``"auto"``, ``"brute"`` or ``"tree"`` (see above).
+      block_size: the brute force's ``(rows of x, columns of x or y)`` per distance tile,
+        or one int for square tiles. Any sizes work (they need not divide n or m); the
+        result does not depend on them.
 
     Returns:
       ``Estimate(value, stderr, num_samples=n, dof=G − 1)``; ``value`` and ``stderr`` are
@@ -92,11 +183,11 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
       scales with the batch size times the tile).
 
     Raises:
-      ValueError: for k < 1, k ≥ n, k > m, mismatched dimensions, inputs that are not
-        ``[n, d]`` or ``[n]``, and, for concrete inputs, NaN or infinite samples,
-        coordinates so large that squared distances overflow, or the undefined cases
-        above. Under ``jit``/``vmap`` values cannot be checked: NaN propagates to the
-        result (use ``jaxkl.checked`` to raise instead).
+      ValueError: for k < 1, k ≥ n, k > m, an unknown method, mismatched dimensions,
+        inputs that are not ``[n, d]`` or ``[n]``, and, for concrete inputs, NaN or
+        infinite samples, the undefined cases above, or x and y sharing most points.
+        Under ``jit``/``vmap`` values cannot be checked: NaN propagates to the result
+        (use ``jaxkl.checked`` to raise instead).
 
     Example:
       >>> import jax
@@ -111,8 +202,13 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
       Q. Wang, S. R. Kulkarni, S. Verdú. Divergence estimation for multidimensional
       densities via k-nearest-neighbor distances. IEEE Trans. Inf. Theory 55(5),
       2392–2405, 2009.
+
+      [1] ``experiments/knn_calibration.py`` with ``configs/knn_calibration.toml``
+      (float32, k = 1; samples drawn in float64 and rounded to float32 unless stated);
+      the committed run: ``results/knn_calibration/report.md``.
     """
     k = _check_k(k)
+    method = _check_method(method)
     row_block, col_block = _check_block_size(block_size)
     x, y = as_float(x, y)
     x = _as_points(x, "x")
@@ -130,9 +226,17 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
     if k > m:
         raise ValueError(f"knn_kl: need k <= m (the k-th neighbour in y); got k={k}, m={m}")
     _check_values(x, y)
-    terms = _point_terms(x, y, k=k, row_block=row_block, col_block=col_block)
-    value = jnp.mean(terms) + (math.log(m) - math.log(n - 1))
-    stderr, groups = _subsample_stderr(x, y, k=k, row_block=row_block, col_block=col_block)
+    opts = {"k": k, "method": method, "row_block": row_block, "col_block": col_block}
+    value, shared = _value(x, y, **opts)
+    require(
+        ~shared,
+        "knn_kl: most points of x have an exact copy in y but none in x. Independent "
+        "samples of a continuous distribution share no points, so y is most likely the "
+        "same array as x, or overlaps it (knn_kl(x, x), or two slices of one array); draw "
+        "x and y independently.",
+    )
+    stderr, groups = _subsample_stderr(x, y, **opts)
+    stderr = jnp.where(jnp.isnan(value), jnp.nan, stderr)
     # The stderr is the spread of G subsample estimates: G − 1 degrees of freedom.
     return Estimate(value, stderr, n, max(groups - 1, 0))
 
@@ -140,36 +244,127 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
 _SUBSAMPLES = 10
 
 
-def _subsample_stderr(x, y, *, k: int, row_block: int, col_block: int):
-    """Standard error from G disjoint subsamples, sd(D̂_g)/√G, and G.
+def _subsample_groups(n: int, m: int, k: int) -> int:
+    """G = 10, fewer when n or m is too small for G disjoint problems (< 2: none)."""
+    return min(_SUBSAMPLES, n // (k + 1), m // k)
 
-    The per-point terms share neighbours, so their sample sd/√n understates the error
-    (by 1.3–1.75× in measurements). Estimates on disjoint subsamples — x and y split into
-    G groups of every G-th point — are independent, and with Var D̂_n ∝ 1/n (measured
-    slope −1 in the bias–variance study) Var D̂_n ≈ Var D̂_{n/G} / G. The subsamples cost
-    1/G of the full search. G = 10, fewer when n or m is too small; inf below 2 groups.
+
+def _subsample_stderr(x, y, *, k: int, method: str, row_block: int, col_block: int):
+    """Standard error from G disjoint subsamples, sd(D̂_g)/√G, and G: ``(stderr, G)``.
+
+    The per-point terms share neighbours, so their sample sd/√n understates the error.
+    Estimates on disjoint subsamples — x and y split into G groups of every G-th point —
+    are independent, and with Var D̂_n ∝ 1/n, Var D̂_n ≈ Var D̂_{n/G} / G. G is a Python
+    int (static): intervals from this stderr need Student-t with G − 1 degrees of freedom.
+    ``stderr`` is inf when G < 2 or when some subsample has no defined estimate (heavy
+    ties: e.g. all of a subsample's x points equal) although the whole sample has one.
     """
     n, m = x.shape[0], y.shape[0]
-    groups = min(_SUBSAMPLES, n // (k + 1), m // k)
+    groups = _subsample_groups(n, m, k)
     if groups < 2:
-        return jnp.asarray(jnp.inf, x.dtype), max(groups, 0)
+        return jnp.asarray(jnp.inf, x.dtype), groups
+    return _subsample_sd(
+        x, y, groups=groups, k=k, method=method, row_block=row_block, col_block=col_block
+    ), groups
+
+
+@functools.partial(jax.jit, static_argnames=("groups", "k", "method", "row_block", "col_block"))
+def _subsample_sd(x, y, *, groups: int, k: int, method: str, row_block: int, col_block: int):
+    n, m = x.shape[0], y.shape[0]
     n_g, m_g = n // groups, m // groups
+    x, y = _prepare(x, y)
 
     def strided(a, size):  # [groups, size, d]: group g holds points g, g + G, g + 2G, …
         return jnp.swapaxes(a[: size * groups].reshape(size, groups, a.shape[-1]), 0, 1)
 
     def one(xg, yg):
-        terms = _point_terms(xg, yg, k=k, row_block=row_block, col_block=col_block)
+        terms, _, _ = _point_terms(
+            xg, yg, k=k, method=method, row_block=row_block, col_block=col_block
+        )
         return jnp.mean(terms) + (math.log(m_g) - math.log(n_g - 1))
 
     estimates = jax.vmap(one)(strided(x, n_g), strided(y, m_g))
-    return jnp.std(estimates, ddof=1) / math.sqrt(groups), groups
+    defined = jnp.all(jnp.isfinite(estimates))
+    # Double where: the sd of undefined groups is not used, and its gradient must not be NaN.
+    sd = jnp.std(jnp.where(defined, estimates, 0.0), ddof=1) / math.sqrt(groups)
+    return jnp.where(defined, sd, jnp.inf)
+
+
+@functools.partial(jax.jit, static_argnames=("k", "method", "row_block", "col_block"))
+def _value(x, y, *, k: int, method: str, row_block: int, col_block: int):
+    """``(D̂, shared)``: the estimate, NaN where ``shared`` (x and y share most points)."""
+    n, m = x.shape[0], y.shape[0]
+    x, y = _prepare(x, y)
+    terms, zeros_x, zeros_y = _point_terms(
+        x, y, k=k, method=method, row_block=row_block, col_block=col_block
+    )
+    shared = _shares_points(zeros_x, zeros_y)
+    value = jnp.mean(terms) + (math.log(m) - math.log(n - 1))
+    return jnp.where(shared, jnp.nan, value), shared
+
+
+def _shares_points(zeros_x, zeros_y):
+    """Whether at least half of x's points have a copy in y and none in x.
+
+    Continuous data has no exact copies; a discrete (or rounded) P makes copies within x as
+    well as across, so a point with copies in y alone is rare — unless y contains x.
+    """
+    alone = jnp.sum((zeros_y > 0) & (zeros_x == 0), dtype=jnp.int32)
+    return 2 * alone >= zeros_x.shape[0]
+
+
+def _prepare(x, y):
+    """x and y materialised once and brought to a fixed scale by one power of two."""
+    # A sample computed in the same jit (e.g. drawn there) could otherwise be recomputed
+    # inside several fusions with different rounding, so xᵢ would not even equal itself.
+    x, y = lax.optimization_barrier((x, y))
+    return _rescale(x, y)
+
+
+def _rescale(x, y):
+    """x·2ˢ and y·2ˢ, with s chosen so the largest |coordinate| lies in [1, 2).
+
+    KL is scale invariant and multiplying by a power of two is exact, so this changes no
+    neighbour and no ratio, and data scaled by any power of two give bit-identical
+    results. At this scale squared distances cannot overflow (they are below 16·d), and
+    neither they nor the gradient's intermediates (1/ρ², …) leave the normal range unless
+    points are closer than about 2⁻⁶³ of the largest |coordinate|; such points count as
+    copies. Unscaled, data of magnitude 1e-20 had every squared distance flushed to zero
+    in float32, and data above ~1e19 overflowed. s is a constant to differentiation.
+    """
+    dtype = x.dtype
+    info = jnp.finfo(dtype)
+    largest = lax.stop_gradient(jnp.maximum(jnp.max(jnp.abs(x)), jnp.max(jnp.abs(y))))
+    # frexp: largest = f·2^e with f in [½, 1); 0, inf and NaN give e = 0 (NaN results anyway).
+    _, e = jnp.frexp(largest)
+    shift = jnp.clip(1 - e, 2 * info.minexp, 2 * (info.maxexp - 1))
+    # Two factors, since 2ˢ itself may not be a normal float (|s| up to ~150 in float32).
+    # Each product is exact when its result is a normal float; results below the normal
+    # range are flushed to zero by XLA on CPU either way.
+    half = shift // 2
+    factor_a, factor_b = _pow2(half, dtype), _pow2(shift - half, dtype)
+    return x * factor_a * factor_b, y * factor_a * factor_b
+
+
+def _pow2(e, dtype):
+    """2ᵉ exactly, for integer e within the dtype's normal exponent range."""
+    info = jnp.finfo(dtype)
+    bits = jnp.dtype(dtype).itemsize * 8
+    int_type = {16: jnp.int16, 32: jnp.int32, 64: jnp.int64}[bits]
+    biased = (e - info.minexp + 1).astype(int_type)  # the IEEE biased exponent field
+    return lax.bitcast_convert_type(biased << info.nmant, dtype)
 
 
 def _check_k(k) -> int:
     if not isinstance(k, numbers.Integral) or isinstance(k, bool) or k < 1:
         raise ValueError(f"knn_kl: k must be an integer >= 1; got {k!r}")
     return int(k)
+
+
+def _check_method(method) -> str:
+    if method not in _METHODS:
+        raise ValueError(f"knn_kl: method must be one of {list(_METHODS)}; got {method!r}")
+    return method
 
 
 def _check_block_size(block_size) -> tuple[int, int]:
@@ -202,24 +397,29 @@ def _as_points(a, name: str):
 
 def _check_values(x, y) -> None:
     """Concrete-input checks (no-ops under jit/vmap, runtime checks under jaxkl.checked)."""
-    d = x.shape[1]
-    # |coordinates| ≤ B keeps every squared distance ≤ d·(2B)² finite.
-    bound = math.sqrt(float(jnp.finfo(x.dtype).max) / d) / 2
-    for name, a in (("x", x), ("y", y)):
-        require(jnp.isfinite(a), f"knn_kl: {name} must be finite (no NaN or inf)")
-        require(
-            jnp.abs(a) <= bound,
-            f"knn_kl: |{name}| must be <= {bound:.3g} so squared distances do not overflow",
-        )
+    finite_x, finite_y, x_varies, y_not_one_point_of_x = _value_flags(x, y)
+    require(finite_x, "knn_kl: x must be finite (no NaN or inf)")
+    require(finite_y, "knn_kl: y must be finite (no NaN or inf)")
     require(
-        jnp.any(x != x[:1]),
+        x_varies,
         "knn_kl: all points of x are identical, so no positive distance within x exists",
     )
-    y_is_one_point_of_x = jnp.all(y == y[:1]) & jnp.any(jnp.all(x == y[:1], axis=1))
     require(
-        ~y_is_one_point_of_x,
+        y_not_one_point_of_x,
         "knn_kl: every point of y equals the same point of x, so no positive distance to y "
         "exists from it",
+    )
+
+
+@jax.jit
+def _value_flags(x, y):
+    # One compiled call for all four flags: eager checks cost one dispatch, not a dozen.
+    y_is_one_point_of_x = jnp.all(y == y[:1]) & jnp.any(jnp.all(x == y[:1], axis=1))
+    return (
+        jnp.all(jnp.isfinite(x)),
+        jnp.all(jnp.isfinite(y)),
+        jnp.any(x != x[:1]),
+        ~y_is_one_point_of_x,
     )
 
 
@@ -250,9 +450,13 @@ def _sum_sq_diff(a, b):
     return acc
 
 
-def _knn_search(q, r, k: int, row_block: int, col_block: int):
+def _knn_search(q, r, k: int, row_block: int, col_block: int, exclude_self: bool):
     """For each row of q: how many rows of r are at squared distance exactly 0, and the
     indices of the k rows of r nearest among those at positive distance.
+
+    With ``exclude_self`` (r is q) row i of r is not a candidate for row i of q: the point
+    itself is excluded by index, not by its distance 0, which holds only if both copies of
+    the sample are bit-identical.
 
     Returns ``(idx [n, k] int32, zeros [n] int32)``; idx is ordered by distance, ties going
     to the lower index (so it does not depend on the tiling). Slots beyond the number of
@@ -270,6 +474,7 @@ def _knn_search(q, r, k: int, row_block: int, col_block: int):
         return jnp.swapaxes(v.reshape(count, size, d), 1, 2)
 
     q_tiles, r_tiles = tiles(q, bq, nq), tiles(r, br, nr)
+    row_ids = jnp.arange(nq * bq, dtype=jnp.int32).reshape(nq, bq)
     # Column tiles outside, row blocks inside, carrying the running lists of all n rows
     # (O(n·k)): the other nesting, a scan over column tiles inside a map over row blocks,
     # measured 3-4x slower on XLA:CPU.
@@ -279,12 +484,15 @@ def _knn_search(q, r, k: int, row_block: int, col_block: int):
 
     def column_tile(state, tile):
         rt, start = tile
-        real = (start + cols < m)[None, :]
+        col_ids = start + cols
+        real = (col_ids < m)[None, :]
 
         def row_block(block):
-            qt, best_neg, best_idx, zeros = block
+            qt, rows, best_neg, best_idx, zeros = block
             d2 = _sum_sq_diff(qt[:, :, None], rt[:, None, :])  # [bq, br]
             real_b = jnp.broadcast_to(real, d2.shape)
+            if exclude_self:
+                real_b = real_b & (rows[:, None] != col_ids[None, :])
             zeros = zeros + jnp.sum((d2 == 0) & real_b, axis=1, dtype=jnp.int32)
             # top_k finds the largest, so negate: the k smallest positive distances.
             neg = jnp.where(real_b & (d2 > 0), -d2, no_candidate)
@@ -295,7 +503,7 @@ def _knn_search(q, r, k: int, row_block: int, col_block: int):
             best_neg, pos = lax.top_k(cand_neg, k)
             return best_neg, jnp.take_along_axis(cand_idx, pos, axis=1), zeros
 
-        return lax.map(row_block, (q_tiles, *state)), None
+        return lax.map(row_block, (q_tiles, row_ids, *state)), None
 
     init = (
         jnp.full((nq, bq, k), no_candidate),
@@ -306,41 +514,84 @@ def _knn_search(q, r, k: int, row_block: int, col_block: int):
     return idx.reshape(nq * bq, k)[:n], zeros.reshape(nq * bq)[:n]
 
 
-def _radius_sq(x, ref, idx, zeros, k: int, size: int):
+def _brute_neighbours(x, y, k: int, row_block: int, col_block: int):
+    """``(jx, zx, jy, zy)`` by the tiled brute force; see :func:`_search_neighbours`."""
+    out = []
+    for ref, own in ((x, True), (y, False)):
+        idx, zeros = _knn_search(x, ref, k, row_block, col_block, exclude_self=own)
+        # The order is max(k, zᵢ + 1), i.e. the (max(k − zᵢ, 1))-th positive distance.
+        pos = jnp.maximum(k - zeros, 1) - 1
+        out += [jnp.take_along_axis(idx, pos[:, None], axis=1)[:, 0], zeros]
+    return tuple(out)
+
+
+def _tree_neighbours(x, y, k: int):
+    """``(jx, zx, jy, zy)`` by scipy's k-d tree on the host; see ``_knn_tree.py``."""
+    shape = jax.ShapeDtypeStruct(x.shape[:-1], jnp.int32)
+    return jax.pure_callback(
+        functools.partial(_knn_tree.neighbours, k=k),
+        (shape,) * 4,
+        x,
+        y,
+        # Under vmap the host gets the whole batch at once and searches it in parallel.
+        vmap_method="broadcast_all",
+    )
+
+
+def _search_neighbours(x, y, k: int, method: str, row_block: int, col_block: int):
+    """``(jx, zx, jy, zy)``, each ``[n]`` int32: for every xᵢ the number zx of other points
+    of x at squared distance 0 and the index jx of its max(k, zx + 1)-th neighbour in x,
+    i.e. the max(k − zx, 1)-th at positive distance (ties to the lower index); likewise
+    zy, jy in y. Where that neighbour does not exist the index is meaningless.
+
+    Both searches follow this rule; they rank near-ties differently only where two
+    squared distances agree to within float rounding (the brute force ranks by its own
+    float sums, the tree by float64 sums of the same differences).
+    """
+    # Only which neighbours are chosen comes from the search; gradients flow through the
+    # recomputed distances, so the search is never differentiated.
+    x, y = lax.stop_gradient(x), lax.stop_gradient(y)
+    n, d = x.shape
+    brute = functools.partial(_brute_neighbours, k=k, row_block=row_block, col_block=col_block)
+    tree = functools.partial(_tree_neighbours, k=k)
+    if method == "brute":
+        return brute(x, y)
+    if method == "tree":
+        return tree(x, y)
+    if not _auto_takes_tree(n, d):
+        return brute(x, y)
+    # Chosen when the program is lowered for its platform (the device x and y live on, or
+    # jit's target): the tree on CPU, the brute force on accelerators.
+    return lax.platform_dependent(x, y, cpu=tree, default=brute)
+
+
+def _radius_sq(x, ref, j, zeros, k: int, size: int):
     """Squared radius, neighbour order and definedness for each xᵢ against ``ref``.
 
     The order is max(k, zᵢ + 1) among ``size`` candidates (zᵢ of them at distance 0), i.e.
     the (max(k − zᵢ, 1))-th smallest positive distance; it exists iff order ≤ size.
     """
     order = jnp.maximum(zeros + 1, k)
-    pos = order - zeros - 1
-    j = jnp.take_along_axis(idx, jnp.minimum(pos, k - 1)[:, None], axis=1)[:, 0]
-    # Where undefined, j may point at padding: clip, and the caller masks the result.
+    # Where undefined, j may point anywhere (or at padding): clip, and the caller masks.
     neighbour = jnp.take(ref, j, axis=0, mode="clip")
     r2 = _sum_sq_diff(x.T, neighbour.T)
     return r2, order, order <= size
 
 
-def _neighbour_radii(x, y, k: int, row_block: int, col_block: int):
-    """ρᵢ², νᵢ², their neighbour orders kρᵢ, kνᵢ, and whether both exist, each ``[n]``."""
+def _neighbour_radii(x, y, k: int, method: str, row_block: int, col_block: int):
+    """ρᵢ², νᵢ², kρᵢ, kνᵢ, whether both exist (each ``[n]``), and the zero counts zx, zy."""
     n, m = x.shape[0], y.shape[0]
-    # Only which neighbours are chosen comes from the search; gradients flow through the
-    # recomputed distances, so the tiled scan is never differentiated.
-    xs, ys = lax.stop_gradient(x), lax.stop_gradient(y)
-    idx_x, zeros_x = _knn_search(xs, xs, k, row_block, col_block)
-    idx_y, zeros_y = _knn_search(xs, ys, k, row_block, col_block)
-    # xᵢ's distance to itself is exactly 0 (x − x = 0 in floating point): not a neighbour.
-    zeros_x = zeros_x - 1
-    rho2, k_rho, ok_rho = _radius_sq(x, x, idx_x, zeros_x, k, n - 1)
-    nu2, k_nu, ok_nu = _radius_sq(x, y, idx_y, zeros_y, k, m)
-    return rho2, nu2, k_rho, k_nu, ok_rho & ok_nu
+    jx, zx, jy, zy = _search_neighbours(x, y, k, method, row_block, col_block)
+    rho2, k_rho, ok_rho = _radius_sq(x, x, jx, zx, k, n - 1)
+    nu2, k_nu, ok_nu = _radius_sq(x, y, jy, zy, k, m)
+    return rho2, nu2, k_rho, k_nu, ok_rho & ok_nu, zx, zy
 
 
-@functools.partial(jax.jit, static_argnames=("k", "row_block", "col_block"))
-def _point_terms(x, y, *, k: int, row_block: int, col_block: int):
-    """Per-point terms tᵢ = d·log(νᵢ/ρᵢ) + ψ(kρᵢ) − ψ(kνᵢ), ``[n]`` (NaN where undefined)."""
+def _point_terms(x, y, *, k: int, method: str, row_block: int, col_block: int):
+    """Per-point terms tᵢ = d·log(νᵢ/ρᵢ) + ψ(kρᵢ) − ψ(kνᵢ), ``[n]`` (NaN where undefined),
+    and the zero counts zx, zy."""
     d = x.shape[1]
-    rho2, nu2, k_rho, k_nu, ok = _neighbour_radii(x, y, k, row_block, col_block)
+    rho2, nu2, k_rho, k_nu, ok, zx, zy = _neighbour_radii(x, y, k, method, row_block, col_block)
     # A NaN coordinate compares neither = 0 nor > 0, so the search would silently skip that
     # point; make non-finite samples (unchecked under jit) poison the result instead.
     ok = ok & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(y))
@@ -351,4 +602,4 @@ def _point_terms(x, y, *, k: int, row_block: int, col_block: int):
     terms = 0.5 * d * log_ratio(nu2, rho2) + (
         digamma(k_rho.astype(dtype)) - digamma(k_nu.astype(dtype))
     )
-    return jnp.where(ok, terms, jnp.nan)
+    return jnp.where(ok, terms, jnp.nan), zx, zy
