@@ -42,7 +42,7 @@ from jaxkl.estimators.monte_carlo import (
 )
 from jaxkl.estimators.variance_reduction import control_variate_terms
 from jaxkl.study.bootstrap import bootstrap_counts, bootstrap_slope, paired_ratio
-from jaxkl.study.cases import Case
+from jaxkl.study.cases import Case, validate_case
 from jaxkl.study.config import require_config
 from jaxkl.study.metrics import per_n_metrics
 from jaxkl.study.sweep import map_rows, run_replicates
@@ -135,6 +135,11 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     require_config(sweep["log2_max"] <= 24, "sweep.log2_max", "must be <= 24")
     require_config(sweep["log2_step"] >= 1, "sweep.log2_step", "must be >= 1")
     require_config(sweep["chunk"] >= 1, "sweep.chunk", "must be >= 1")
+    require_config(
+        len(cfg["estimators"]["use"]) >= 1,
+        "estimators.use",
+        f"name at least one estimator; choose from {', '.join(ALL_ESTIMATORS)}",
+    )
     unknown = sorted(set(cfg["estimators"]["use"]) - set(ALL_ESTIMATORS))
     require_config(
         not unknown,
@@ -155,6 +160,8 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
         not unknown_cases, "timing.cases", f"unknown {unknown_cases}: name cases or 'all'"
     )
     require_config(len(cfg.get("cases", {})) >= 1, "cases", "define at least one case")
+    for name, spec in cfg["cases"].items():
+        validate_case(name, spec)
 
 
 # Each group runs in two stages. Stage 1 (compiled per case) draws the samples and

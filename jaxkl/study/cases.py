@@ -8,6 +8,7 @@ float64 (1-D continuous cases only), always labelled with its source.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -71,6 +72,8 @@ def _normal(spec, where):
 
 def _mvn_diag(spec, where):
     dim, q, p, r = _need(spec, where, "dim", "q", "p", "proposal")
+    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+        raise ConfigError([(f"{where}.dim", f"must be an integer >= 1; got {dim!r}")])
 
     def make(t, w):
         loc, scale = _need(t, w, "loc", "scale")
@@ -176,6 +179,49 @@ def quadrature_kl(
             return log_q - p64.log_prob(x)
 
     return quadrature_mean(q, log_ratio, num_points=num_points, width=width)
+
+
+def _non_finite_keys(spec: Any, where: str) -> list[tuple[str, Any]]:
+    """Every number under ``spec`` that is ±inf or NaN, with its dotted key."""
+    if isinstance(spec, Mapping):
+        return [bad for k, v in spec.items() for bad in _non_finite_keys(v, f"{where}.{k}")]
+    if isinstance(spec, list | tuple):
+        return [bad for i, v in enumerate(spec) for bad in _non_finite_keys(v, f"{where}[{i}]")]
+    if isinstance(spec, float) and not math.isfinite(spec):
+        return [(where, spec)]
+    return []
+
+
+def validate_case(name: str, spec: Mapping[str, Any]) -> None:
+    """Check a case's config table without computing anything heavy.
+
+    Builds its distributions (their constructors check every parameter) and turns any
+    refusal into a ``ConfigError`` naming the case's key and the value.
+
+    Raises:
+      ConfigError: a non-finite number, an unknown family, a missing key or a parameter
+        its family refuses.
+    """
+    where = f"cases.{name}"
+    bad = _non_finite_keys(spec, where)
+    if bad:
+        raise ConfigError([(key, f"must be finite; got {value!r}") for key, value in bad])
+    (family,) = _need(spec, where, "family")
+    if family not in FAMILIES:
+        raise ConfigError(
+            [
+                (
+                    f"{where}.family",
+                    f"unknown family {family!r}; choose from {', '.join(sorted(FAMILIES))}",
+                )
+            ]
+        )
+    try:
+        FAMILIES[family](spec, where)
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise ConfigError([(where, str(err).splitlines()[0])]) from None
 
 
 def build_case(name: str, spec: Mapping[str, Any]) -> Case:

@@ -74,6 +74,11 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError([(str(path), "config file not found")]) from None
+    except IsADirectoryError:
+        raise ConfigError([(str(path), "is a directory; give a TOML file")]) from None
+    except UnicodeDecodeError as err:
+        problem = f"not UTF-8 text: {err.reason} at byte {err.start}"
+        raise ConfigError([(str(path), problem)]) from None
     except tomllib.TOMLDecodeError as err:
         raise ConfigError([(str(path), f"not valid TOML: {err}")]) from None
 

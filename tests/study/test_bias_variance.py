@@ -295,13 +295,34 @@ def test_resume_after_kill_recomputes_nothing(tmp_path):
         ("sweep.bogus=3", "sweep.bogus"),
         ('estimators.use=["k9"]', "estimators.use"),
         ('cases.close.family="cauchy"', "cases.close.family"),
+        ("estimators.use=[]", "estimators.use"),
+        ("cases.mvn16.dim=-2", "cases.mvn16.dim"),
+        ("cases.gamma.q.rate=0", "cases.gamma"),
+        ("cases.close.p.loc=inf", "cases.close.p.loc"),
     ],
 )
-def test_bad_config_is_one_clear_error_before_compute(tmp_path, override, key):
+def test_bad_config_is_one_clear_error_before_compute(tmp_path, capsys, override, key):
     with pytest.raises(SystemExit) as exc:
         bias_variance.main(["--config", str(QUICK), "--out", str(tmp_path), "--set", override])
     assert exc.value.code == 2
     assert not (tmp_path / "bias_variance").exists()  # nothing computed or written
+    err = capsys.readouterr().err
+    assert f"  {key}" in err and "Traceback" not in err, err
+
+
+@pytest.mark.parametrize(
+    "content, problem", [(b"seed = 0\n\xff\xfe", "not UTF-8"), (None, "is a directory")]
+)
+def test_unreadable_config_files_are_one_clear_error(tmp_path, capsys, content, problem):
+    path = tmp_path / "config"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(SystemExit) as exc:
+        bias_variance.main(["--config", str(path), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 2 and problem in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_bad_config_message_names_the_key(tmp_path, capsys):
