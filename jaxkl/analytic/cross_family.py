@@ -20,13 +20,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, erf, gammaln
 
-from jaxkl._shapes import as_float, broadcast_named
+from jaxkl._shapes import as_float, broadcast_named, half_precision_in_float32
+from jaxkl.analytic import gamma_family
 from jaxkl.analytic._math import (
-    ZETA_MINUS_1,
     expm1_minus_x,
-    horner_from_x2,
     log_ratio,
-    series_radius,
+    quotient,
 )
 from jaxkl.analytic.gaussian import normal
 from jaxkl.analytic.registry import register_kl
@@ -56,11 +55,15 @@ _NEGENTROPY_UNIFORM = 0.5 * math.log(math.pi / 6.0) + 0.5
 _NEGENTROPY_EXPONENTIAL = 0.5 * _LOG_2PI - 0.5
 # min over scale of KL(Normal ‖ Laplace), reached at δ = 0, b = σ √(2/π): log 2 + ½ − log π.
 _NORMAL_LAPLACE_FLOOR = math.log(2.0) + 0.5 - _LOG_PI
+# KL(Normal ‖ Laplace) − |μ_a − μ_b|/b + log(σ_a/b) once the normal's mass is all on one
+# side of μ_b: log 2 − ½ − ½ log 2π.
+_NORMAL_LAPLACE_FAR = math.log(2.0) - 0.5 - 0.5 * _LOG_2PI
 _SQRT_HALF_PI = math.sqrt(0.5 * math.pi)
 _LOG_SQRT_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)
 
 
 # ----------------------------------------------------------------------------- X ‖ Normal
+@half_precision_in_float32
 def laplace_normal(loc_a, scale_a, loc_b, scale_b):
     """KL(Laplace(loc_a, scale_a) ‖ N(loc_b, scale_b²)).
 
@@ -79,7 +82,6 @@ def laplace_normal(loc_a, scale_a, loc_b, scale_b):
       >>> round(float(laplace_normal(0.0, 2.0 ** -0.5, 0.0, 1.0)), 6)  # = J
       0.072365
     """
-    loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.laplace_normal",
         loc_a=loc_a,
@@ -121,6 +123,7 @@ def uniform_normal(low_a, high_a, loc_b, scale_b):
     return _NEGENTROPY_UNIFORM + normal(center, width / math.sqrt(12.0), loc_b, scale_b)
 
 
+@half_precision_in_float32
 def exponential_normal(rate_a, loc_b, scale_b):
     """KL(Exponential(rate_a) ‖ N(loc_b, scale_b²)).
 
@@ -139,11 +142,10 @@ def exponential_normal(rate_a, loc_b, scale_b):
       >>> round(float(exponential_normal(1.0, 1.0, 1.0)), 6)  # = J
       0.418939
     """
-    rate_a, loc_b, scale_b = as_float(rate_a, loc_b, scale_b)
     rate_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.exponential_normal", rate_a=rate_a, loc_b=loc_b, scale_b=scale_b
     )
-    mean_a = 1.0 / rate_a
+    mean_a = quotient(jnp.ones_like(rate_a), rate_a)
     return _NEGENTROPY_EXPONENTIAL + normal(mean_a, mean_a, loc_b, scale_b)
 
 
@@ -188,6 +190,7 @@ def _gamma_negentropy(k):
     return jnp.where(large, series, direct)
 
 
+@half_precision_in_float32
 def gamma_normal(conc_a, rate_a, loc_b, scale_b):
     """KL(Gamma(conc_a, rate_a) ‖ N(loc_b, scale_b²)).
 
@@ -208,16 +211,16 @@ def gamma_normal(conc_a, rate_a, loc_b, scale_b):
       >>> round(float(gamma_normal(1.0, 1.0, 1.0, 1.0)), 5)  # Gamma(1, 1) = Exponential(1)
       0.41894
     """
-    conc_a, rate_a, loc_b, scale_b = as_float(conc_a, rate_a, loc_b, scale_b)
     conc_a, rate_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.gamma_normal", conc_a=conc_a, rate_a=rate_a, loc_b=loc_b, scale_b=scale_b
     )
-    mean_a = conc_a / rate_a
-    std_a = jnp.sqrt(conc_a) / rate_a
+    mean_a = quotient(conc_a, rate_a)
+    std_a = quotient(jnp.sqrt(conc_a), rate_a)
     return _gamma_negentropy(conc_a) + normal(mean_a, std_a, loc_b, scale_b)
 
 
 # ----------------------------------------------------------------------------- Normal ‖ Laplace
+@half_precision_in_float32
 def normal_laplace(loc_a, scale_a, loc_b, scale_b):
     """KL(N(loc_a, scale_a²) ‖ Laplace(loc_b, scale_b)).
 
@@ -243,7 +246,6 @@ def normal_laplace(loc_a, scale_a, loc_b, scale_b):
       >>> round(float(normal_laplace(0.0, 1.0, 0.0, (2.0 / 3.141592653589793) ** 0.5)), 6)
       0.048417
     """
-    loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.normal_laplace",
         loc_a=loc_a,
@@ -252,60 +254,36 @@ def normal_laplace(loc_a, scale_a, loc_b, scale_b):
         scale_b=scale_b,
     )
     t = log_ratio(scale_a, scale_b)
-    delta = (loc_a - loc_b) / scale_a
+    delta = quotient(loc_a - loc_b, scale_a)
+    # From |δ| = 40 on, e^{−δ²/2} < 1e-347 is 0 even in float64 and erf(δ/√2) = ±1, so
+    # E|X − μ_b| = |μ_a − μ_b| exactly and KL = |μ_a − μ_b|/b − t + log 2 − ½ − ½ log 2π
+    # (≥ 1 + log 40 − 0.73 there: no cancellation). Evaluating the general form there
+    # instead overflows δ² and gives the gradient in σ_a as inf − inf = NaN.
+    far = jnp.abs(delta) >= 40.0
+    dn = jnp.where(far, 0.0, delta)  # double where: no overflow in the discarded branch
     # δ·erf(δ/√2) ≥ 0 and expm1(−δ²/2) ∈ (−1, 0]: their sum is ≈ δ²/2 without cancellation.
     log_m_rel = jnp.log1p(
-        jnp.expm1(-0.5 * jnp.square(delta)) + _SQRT_HALF_PI * delta * erf(delta / math.sqrt(2.0))
+        jnp.expm1(-0.5 * jnp.square(dn)) + _SQRT_HALF_PI * dn * erf(dn / math.sqrt(2.0))
     )
     s = t + _LOG_SQRT_2_OVER_PI + log_m_rel
-    return expm1_minus_x(s) + log_m_rel + _NORMAL_LAPLACE_FLOOR
+    near_kl = expm1_minus_x(s) + log_m_rel + _NORMAL_LAPLACE_FLOOR
+    far_kl = quotient(jnp.abs(loc_a - loc_b), scale_b) - t + _NORMAL_LAPLACE_FAR
+    return jnp.where(far, far_kl, near_kl)
 
 
 # ----------------------------------------------------------------------------- Beta ‖ Uniform
-# Taylor coefficients at 0 (k ≥ 2) of
-#   g(x) = x ψ(1 + x) − log Γ(1 + x) = Σ (−1)^k ζ(k) (k − 1)/k x^k,
-#   h(s) = s ψ(2 + s) − log Γ(2 + s) = Σ (−1)^k (ζ(k) − 1)(k − 1)/k s^k.
-_G_COEFFS = tuple((-1) ** k * (1.0 + z) * (k - 1) / k for k, z in enumerate(ZETA_MINUS_1, start=2))
-_H_COEFFS = tuple((-1) ** k * z * (k - 1) / k for k, z in enumerate(ZETA_MINUS_1, start=2))
-
-
-def _beta_negentropy(c1, c0):
-    """−H(Beta(c1, c0)) ≥ 0, which is 0 at the uniform c1 = c0 = 1.
-
-    −H = −log B(α, β) + (α − 1)ψ(α) + (β − 1)ψ(β) − (α + β − 2)ψ(α + β). With a = α − 1,
-    b = β − 1 this is g(a) + g(b) − h(a + b) (see the coefficients above), each O(a², b²);
-    near the uniform the series keep the relative precision the direct form loses.
-    """
-    a, b = c1 - 1.0, c0 - 1.0
-    radius = series_radius(a)
-    small = (jnp.abs(a) < radius) & (jnp.abs(b) < radius)
-    as_, bs = jnp.where(small, a, 0.0), jnp.where(small, b, 0.0)
-    series = (
-        horner_from_x2(_G_COEFFS, as_)
-        + horner_from_x2(_G_COEFFS, bs)
-        - horner_from_x2(_H_COEFFS, as_ + bs)
-    )
-    # Double where: keep the direct branch's inputs valid where the series is selected.
-    c1d, c0d = jnp.where(small, 2.0, c1), jnp.where(small, 2.0, c0)
-    # log B from three gammaln: jax's betaln switches to an algdiv series for max(α, β) ≥ 8
-    # that is only float32-accurate (errors ~1e-6 even in float64, jax 0.10.2).
-    log_beta = gammaln(c1d) + gammaln(c0d) - gammaln(c1d + c0d)
-    direct = (
-        -log_beta
-        + (c1d - 1.0) * digamma(c1d)
-        + (c0d - 1.0) * digamma(c0d)
-        - (c1d + c0d - 2.0) * digamma(c1d + c0d)
-    )
-    return jnp.where(small, series, direct)
-
-
+@half_precision_in_float32
 def beta_uniform(c1_a, c0_a, low_b, high_b):
     """KL(Beta(c1_a, c0_a) ‖ U(low_b, high_b)).
 
     KL = log(h_b − l_b) − H(Beta(α, β)) when [0, 1] ⊆ [l_b, h_b], and +inf otherwise (the
     Beta puts mass outside the interval). H(Beta) = log B(α, β) − (α − 1)ψ(α) − (β − 1)ψ(β)
-    + (α + β − 2)ψ(α + β); near α = β = 1 it is taken from power series (it vanishes
-    there to second order), and log(h_b − l_b) as log1p((h_b − 1) − l_b).
+    + (α + β − 2)ψ(α + β). Since U(0, 1) = Beta(1, 1), −H(Beta(α, β)) is
+    KL(Beta(α, β) ‖ Beta(1, 1)), evaluated by :func:`jaxkl.analytic.beta`'s
+    cancellation-free form: accurate near the uniform (where −H vanishes to second order)
+    and for large concentrations (where the textbook terms grow like α·log α while −H grows
+    like ½ log α: float32 was 2.3% off at α = β = 1e5). log(h_b − l_b) is taken as
+    log1p((h_b − 1) − l_b).
 
     Args:
       c1_a, c0_a: the Beta concentrations α, β > 0, ``[...]``.
@@ -318,14 +296,15 @@ def beta_uniform(c1_a, c0_a, low_b, high_b):
       >>> float(beta_uniform(1.0, 1.0, 0.0, 1.0)), float(beta_uniform(2.0, 2.0, 0.5, 1.0))
       (0.0, inf)
     """
-    c1_a, c0_a, low_b, high_b = as_float(c1_a, c0_a, low_b, high_b)
     c1_a, c0_a, low_b, high_b = broadcast_named(
         "jaxkl.analytic.beta_uniform", c1_a=c1_a, c0_a=c0_a, low_b=low_b, high_b=high_b
     )
     inside = (low_b <= 0.0) & (high_b >= 1.0)
     # (h − 1) is exact near h = 1, so a width just above 1 keeps its small logarithm.
     log_width = jnp.log1p(jnp.where(inside, (high_b - 1.0) - low_b, 0.0))
-    return jnp.where(inside, log_width + _beta_negentropy(c1_a, c0_a), jnp.inf)
+    one = jnp.ones_like(c1_a)
+    negentropy = gamma_family.beta(c1_a, c0_a, one, one)
+    return jnp.where(inside, log_width + negentropy, jnp.inf)
 
 
 @register_kl(Laplace, Normal)
