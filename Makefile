@@ -29,18 +29,23 @@ throughput: $(STAMP)
 	$(PY) experiments/throughput.py --config configs/throughput.toml
 
 # The same benchmark with the peer libraries importable, in a separate environment so the
-# test environment stays peer-free (torch from its CPU-only index: no CUDA download).
+# test environment stays peer-free (torch from its CPU-only index: no CUDA download; where
+# that index is unreachable, a torch 2.13.0 wheel already on the machine). TFP on JAX comes
+# with distrax, which depends on tfp-nightly; do not add tensorflow-probability (0.25, its
+# last release, does not import with jax 0.10 and overwrites tfp-nightly's files, breaking
+# distrax too). A peer that does not import is skipped and the report prints why.
 PEERS_VENV := .venv-peers
 PEERS_PY   := $(PEERS_VENV)/bin/python
 $(PEERS_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(PEERS_VENV)
 	$(PEERS_PY) -m pip install --quiet --upgrade pip
 	$(PEERS_PY) -m pip install --quiet -e '.[dev]' numpyro distrax
-	$(PEERS_PY) -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu
+	$(PEERS_PY) -m pip install --quiet torch --index-url https://download.pytorch.org/whl/cpu \
+	  || $(PEERS_PY) -m pip install --quiet torch==2.13.0
 	touch $@
 
 throughput-peers: $(PEERS_VENV)/.installed
-	$(PEERS_PY) experiments/throughput.py --config configs/throughput.toml
+	OPENBLAS_NUM_THREADS=1 $(PEERS_PY) experiments/throughput.py --config configs/throughput.toml
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .ruff_cache

@@ -290,7 +290,13 @@ def trajectories(cfg, problem: dict) -> dict:
             return branch
 
         def sampled(name):
-            return lambda: jf.sampled_kl_penalty(key, q, p, n, estimator=name)
+            def branch():
+                est = jf.sampled_kl_penalty(key, q, p, n, estimator=name)
+                # Value and stderr only: every switch branch must return one structure,
+                # and the estimators' diagnostics differ (k3 carries its ratio check).
+                return jaxkl.Estimate(est.value, est.stderr, n)
+
+            return branch
 
         # `which` is not batched, so the switch stays a conditional: one compiled program
         # for every objective, each running only its own branch.

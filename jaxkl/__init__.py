@@ -42,6 +42,10 @@ from jaxkl.estimators import (
     mc_kl,
     mean_with_stderr,
     pareto_khat,
+    per_sample_kl,
+    psis_smooth,
+    sum_estimates,
+    tail_khat,
 )
 
 __version__ = "0.1.0"
@@ -78,6 +82,10 @@ __all__ = [
     "mc_kl",
     "mean_with_stderr",
     "pareto_khat",
+    "per_sample_kl",
+    "psis_smooth",
     "register_kl",
     "registered_pairs",
+    "sum_estimates",
+    "tail_khat",
 ]

@@ -7,7 +7,8 @@ error that names the arguments involved rather than an anonymous broadcasting fa
 Parameters enter jaxkl through :func:`as_float`, which refuses what would otherwise be
 silently misread (complex values lose their imaginary part in a float cast; strings and
 objects fail deep inside JAX without naming the parameter). Kernels follow one precision
-policy for half-precision input, :func:`half_precision_in_float32`.
+policy for half-precision input: :func:`widen_half` (or the decorator
+:func:`half_precision_in_float32` built on it) evaluates them in float32.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ __all__ = [
     "broadcast_named",
     "half_precision_in_float32",
     "shape_tuple",
+    "widen_half",
 ]
 
 HALF_PRECISION = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
@@ -98,7 +100,8 @@ def half_precision_in_float32(fn):
     exceeds the half-precision range (65504 for float16). Half-precision arithmetic
     inside the special functions would instead lose tens of units (bfloat16 Gamma KL was
     17–25 bfloat16 eps off). Gradients flow through the casts unchanged. Other dtypes
-    pass through untouched.
+    pass through untouched. Kernels that convert their arguments themselves apply the
+    same policy with :func:`widen_half`.
     """
     signature = inspect.signature(fn)
     where = f"jaxkl.analytic.{fn.__name__}"
@@ -108,12 +111,11 @@ def half_precision_in_float32(fn):
         bound = signature.bind(*args, **kwargs).arguments
         arrays = as_float(*bound.values(), names=list(bound), where=where)
         arrays = arrays if isinstance(arrays, tuple) else (arrays,)
-        dtype = arrays[0].dtype
-        if dtype not in HALF_PRECISION:
+        if arrays[0].dtype not in HALF_PRECISION:
             return fn(*arrays)
-        out = fn(*(a.astype(jnp.float32) for a in arrays))
+        work, dtype = widen_half(*arrays)
         return jax.tree_util.tree_map(
-            lambda o: o.astype(dtype) if jnp.issubdtype(o.dtype, jnp.floating) else o, out
+            lambda o: o.astype(dtype) if jnp.issubdtype(o.dtype, jnp.floating) else o, fn(*work)
         )
 
     return wrapper
@@ -160,3 +162,16 @@ def shape_tuple(shape, name: str = "sample_shape") -> tuple[int, ...]:
     if any(s < 0 for s in out):
         raise ValueError(f"{name} must contain only non-negative ints; got {shape!r}")
     return out
+
+
+def widen_half(*xs):
+    """``(xs in at least float32, dtype of xs)``: the half-precision policy of the kernels.
+
+    float16 and bfloat16 inputs are evaluated in float32 and the caller casts the result
+    back to ``dtype``: the careful forms' intermediates (a blend weight (s/c)⁸, an exp of a
+    logit gap) leave float16's range (max 65504) long before the KL does. The result is
+    then the float32 value rounded once to the input dtype.
+    """
+    dtype = xs[0].dtype
+    work = jnp.promote_types(dtype, jnp.float32)
+    return tuple(x.astype(work) for x in xs), dtype

@@ -9,6 +9,7 @@ summarises them.
 
 from __future__ import annotations
 
+import math
 import re
 
 import jax
@@ -352,6 +353,9 @@ def test_traced_sample_shape_is_a_type_error():
 
 
 # ------------------------------------------------------------------ half precision
+_EYE2 = [[1.0, 0.0], [0.0, 1.0]]
+
+
 def _f32_then_round(kernel, args, dtype):
     ref = kernel(*(jnp.asarray(a, dtype).astype(jnp.float32) for a in args))
     return ref.astype(dtype)
@@ -367,8 +371,29 @@ def _f32_then_round(kernel, args, dtype):
         (jaxkl.analytic.gumbel, (0.3, 1.7, -1.0, 0.4)),
         (jaxkl.analytic.laplace, (0.3, 1.7, -1.0, 0.4)),
         (jaxkl.analytic.exponential_normal, (2.0, 0.1, 3.0)),
+        (jaxkl.analytic.normal, (0.3, 7.0, -1.0, 0.4)),  # scale ratio 17.5: NaN in float16
+        (jaxkl.analytic.uniform_normal, (0.0, 9.0, 1.0, 0.5)),  # was NaN in float16 too
+        (jaxkl.analytic.mvn_tril, ([0.3, -1.0], [[7.0, 0.0], [0.5, 2.0]], [0.0, 0.0], _EYE2)),
+        (jaxkl.analytic.bernoulli, (2.0, -1.0)),  # bfloat16 was 1 eps off
+        (jaxkl.analytic.poisson, (2.0, 1.0)),
+        (jaxkl.analytic.bernoulli_poisson, (0.5, 0.7)),
+        (jaxkl.analytic.categorical, ([2.0, -1.0, 0.5], [0.0, 1.0, -3.0])),
     ],
-    ids=["gamma", "beta", "beta_uniform", "gumbel", "laplace", "exponential_normal"],
+    ids=[
+        "gamma",
+        "beta",
+        "beta_uniform",
+        "gumbel",
+        "laplace",
+        "exponential_normal",
+        "normal",
+        "uniform_normal",
+        "mvn_tril",
+        "bernoulli",
+        "poisson",
+        "bernoulli_poisson",
+        "categorical",
+    ],
 )
 def test_half_precision_is_computed_in_float32_and_returned_rounded(kernel, args, dtype):
     out = kernel(*(jnp.asarray(a, dtype) for a in args))
@@ -460,3 +485,111 @@ def test_messages_are_one_line_and_start_with_the_family():
         r"got concentration\[1\] = -1\.0 \(1 of 2 entries\)",
         text,
     )
+
+
+# ------------------------------------------------------------------ estimators
+def test_importance_proposal_missing_q_support_is_refused():
+    # Was −0.146 ± 0.004 with ESS ≈ n and k̂ < 0 (truth 0.5): no draw of Exponential(1)
+    # lands on the negative half of q = N(0, 1).
+    with _raises(ValueError, "importance_kl: KL", "proposal", "must be finite", "= inf"):
+        jaxkl.importance_kl(0, N(0.0, 1.0), N(1.0, 1.0), jaxkl.Exponential(1.0), 4000)
+
+
+def test_importance_categorical_proposal_with_a_masked_category_is_refused():
+    # Was 0.302 ± 9e-10 (truth 0.120): the proposal never draws category 1.
+    q = jaxkl.Categorical(jnp.zeros(3))
+    p = jaxkl.Categorical(jnp.array([1.0, 0.0, 0.0]))
+    proposal = jaxkl.Categorical(jnp.array([0.0, -jnp.inf, 0.0]))
+    with _raises(ValueError, "importance_kl: KL", "must be finite", "got KL", "= inf"):
+        jaxkl.importance_kl(0, q, p, proposal, 4000)
+    # The same category masked in q too: covered, accepted, and within 4 standard errors.
+    q2 = jaxkl.Categorical(jnp.array([0.0, -jnp.inf, 0.0]))
+    est = jaxkl.importance_kl(0, q2, p, proposal, 4000)
+    assert abs(float(est.value) - float(jaxkl.kl(q2, p))) < 4 * float(est.stderr)
+
+
+def test_importance_support_check_under_jit_and_checked():
+    def estimate(scale):
+        q = N(0.0, scale)
+        return jaxkl.importance_kl(0, q, N(1.0, 1.0), jaxkl.Exponential(1.0), 400).value
+
+    assert np.isnan(float(jax.jit(estimate)(1.0)))  # plain jit: NaN, never a wrong number
+    with _raises(ValueError, "importance_kl: KL", "must be finite"):
+        jaxkl.checked(estimate)(1.0)
+
+
+def test_importance_wrong_length_callable_names_the_expected_shape():
+    q, r = N(0.0, 1.0), N(0.0, 2.0)
+    with _raises(ValueError, r"importance_kl: p\(x\) must return log densities of shape \(64,\)"):
+        jaxkl.importance_kl(0, q, lambda x: q.log_prob(x)[:-1], r, 64)
+
+
+def test_mc_kl_scalar_callable_is_refused():
+    # Was 15.6 ± 0.2 for a KL of 0.5: the sum over the draws broadcast against each draw.
+    p = N(1.0, 1.0)
+    with _raises(ValueError, r"mc_kl: p\(x\) must return one log density per draw", "scalar"):
+        jaxkl.mc_kl(0, N(0.0, 1.0), lambda x: jnp.sum(p.log_prob(x)), 256)
+    # One value per draw is fine, with or without q's batch.
+    est = jaxkl.mc_kl(0, N(0.0, 1.0), p.log_prob, 256)
+    assert est.value.shape == ()
+
+
+def test_mc_kl_score_gradient_keeps_support_mismatch_infinite():
+    q = jaxkl.Categorical(jnp.zeros(3))
+    p = jaxkl.Categorical(jnp.array([0.0, -jnp.inf, 0.0]))
+    for gradient in ("score", "score_loo"):
+        assert float(jaxkl.mc_kl(0, q, p, 64, gradient=gradient).value) == np.inf
+
+
+def test_k3_with_log_p_plus_infinity_is_plus_infinity():
+    log_q = jnp.zeros(4)
+    log_p = jnp.array([0.0, np.inf, 0.0, 0.0])
+    assert float(jaxkl.kl_from_log_probs(log_q, log_p, estimator="k3").value) == np.inf
+    assert float(jaxkl.per_sample_kl(log_q, log_p, "k3")[1]) == np.inf
+    # Finite gradient elsewhere: the unused branch cannot leak inf·0.
+    grad = jax.grad(lambda lq: jnp.sum(jaxkl.per_sample_kl(lq, log_p.at[1].set(1.0), "k3")))
+    assert np.all(np.isfinite(grad(log_q)))
+
+
+@pytest.mark.parametrize("estimate", ["mc_kl", "importance_kl"])
+def test_num_samples_of_2_to_the_31_is_a_clear_error(estimate):
+    args = (0, N(0.0, 1.0), N(1.0, 1.0))
+    call = {
+        "mc_kl": lambda n: jaxkl.mc_kl(*args, n),
+        "importance_kl": lambda n: jaxkl.importance_kl(*args, N(0.0, 2.0), n),
+    }[estimate]
+    with _raises(ValueError, f"{estimate}: num_samples must be below 2\\*\\*31", "2147483648"):
+        call(2**31)
+
+
+# ------------------------------------------------------------------ extreme values
+def test_categorical_logits_near_float32_max():
+    # Rows are shifted by their maximum first: was NaN (value and gradient).
+    cat = jaxkl.Categorical
+    a, b = jnp.array([3e38, -3e38, 0.0]), jnp.zeros(3)
+    kl, (ga, gb) = jax.value_and_grad(lambda a, b: jaxkl.kl(cat(a), cat(b)), (0, 1))(a, b)
+    np.testing.assert_allclose(float(kl), np.log(3.0), rtol=1e-6)  # p = (1, 0, 0), q uniform
+    np.testing.assert_allclose(gb, [-2 / 3, 1 / 3, 1 / 3], rtol=1e-6)  # q − p
+    np.testing.assert_array_equal(ga, 0.0)  # p ⊙ (g − E_p g) with p one-hot
+    # a has mass where b's logit is 6e38 lower: the true KL exceeds 3e38, +inf in float32.
+    assert float(jaxkl.kl(cat(b), cat(a))) == np.inf
+    # Equal huge rows: exactly 0; a finite gap of 1e30 stays finite.
+    assert float(jaxkl.kl(cat(a), cat(a))) == 0.0
+    far = jaxkl.kl(cat(jnp.array([1e30, 0.0, 0.0])), cat(jnp.array([0.0, 1e30, 0.0])))
+    np.testing.assert_allclose(float(far), 1e30, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ((0.0, 1e-30), (0.0, 1e10)),  # width ratio 1e40 overflows float32: was +inf
+        ((0.0, 1.0), (-3e38, 3e38)),  # b's width overflows
+        ((-3e38, 3e38), (-3.3e38, 3.3e38)),  # both widths overflow: was 0.0
+        ((0.0, 1.0), (0.0, 4.0)),
+    ],
+)
+def test_uniform_kl_with_widths_far_apart_or_beyond_float32(a, b):
+    lo_a, hi_a, lo_b, hi_b = (np.float32(v) for v in (*a, *b))
+    ref = math.log((float(hi_b) - float(lo_b)) / (float(hi_a) - float(lo_a)))
+    out = jaxkl.kl(jaxkl.Uniform(lo_a, hi_a), jaxkl.Uniform(lo_b, hi_b))
+    np.testing.assert_allclose(float(out), ref, rtol=2e-6)

@@ -88,7 +88,7 @@ def test_summary_records_every_section(summary, tp):
 def test_ratios_and_ceilings_are_finite(summary):
     timed = [
         r
-        for sec in ("analytic", "monte_carlo", "peers", "anatomy")
+        for sec in ("analytic", "versus", "monte_carlo", "peers", "anatomy")
         for r in _section_rows(summary, sec)
     ]
     assert timed
@@ -217,3 +217,45 @@ def test_time_interleaved_gives_one_time_per_repeat(tp):
     # Per repeat: the kernel's throughput over the ceiling's = ceiling time / kernel time.
     assert tp._fraction([2.0, 4.0, 1.0], [1.0, 1.0, 1.0]) == 0.5
     assert tp._best_of([1.0, 3.0], [2.0, 2.0]) == [1.0, 2.0]
+
+
+def test_versus_rows_compare_jaxkl_with_every_importable_peer(summary):
+    rows = _section_rows(summary, "versus")
+    status = summary["results"]["sections"]["versus"]["status"]
+    assert status["optax"] != "not installed"  # optax is a dependency of jaxkl
+    mine = [r for r in rows if r["impl"] == "jaxkl"]
+    assert {r["workload"] for r in mine} == {"mvn_diag", "categorical"}
+    for r in mine:
+        peers = [
+            p
+            for p in rows
+            if p["workload"] == r["workload"]
+            and (p["batch"], p["event"]) == (r["batch"], r["event"])
+            and p["impl"] != "jaxkl"
+        ]
+        assert peers, r
+        fastest = max(peers, key=lambda p: p["fraction"])
+        assert r["fastest_peer"] == fastest["impl"]
+        assert r["vs_fastest_peer"] == pytest.approx(r["fraction"] / fastest["fraction"])
+        assert r["repeats"] >= 3
+    cats = {p["impl"] for p in rows if p["workload"] == "categorical"}
+    assert any(i.startswith("optax") for i in cats)
+
+
+def test_publish_writes_the_readme_section(tp, run, tmp_path):
+    out, path = run
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- perf:begin -->\nold\n<!-- perf:end -->\nrest\n")
+    tp.main(["--config", str(QUICK), "--out", str(out), "--publish", "--readme", str(readme)])
+    text = readme.read_text()
+    section = (path / "README_SECTION.md").read_text().rstrip()
+    assert text == f"intro\n<!-- perf:begin -->\n{section}\n<!-- perf:end -->\nrest\n"
+
+
+def test_committed_readme_section_is_the_committed_run():
+    # README's performance section must be the committed run's, word for word.
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- perf:begin -->\n", 1)[1].split("\n<!-- perf:end -->", 1)[0]
+    committed = (REPO / "results" / "throughput" / "README_SECTION.md").read_text(encoding="utf-8")
+    assert section == committed.rstrip()
+    assert "PEERS.md" not in readme and "PEERS.md" not in committed

@@ -9,35 +9,36 @@ import jax.numpy as jnp
 
 __all__ = [
     "ZETA_MINUS_1",
+    "div",
     "expm1_minus_x",
     "gaussian_scale_kl",
     "horner_from_x2",
     "log_ratio",
-    "quotient",
     "series_radius",
 ]
 
 
 @jax.custom_jvp
-def quotient(x, y):
-    """x / y, differentiated without forming y².
+def div(x, y):
+    """x / y, whose derivative never forms y² (x, y of one dtype; shapes broadcast).
 
-    JAX differentiates x / y with respect to y as −g·x·y⁻², and y⁻² overflows or
-    underflows long before x / y does (|y| ≲ 5e-20 or ≳ 2e19 in float32): the gradient
-    then comes out as 0·inf = NaN, or 0 where it should not. Here the tangent is
-    ẋ/y − q·(ẏ/y) with q = x / y, whose transpose multiplies the cotangent by q before
-    dividing by y, so q = 0 gives an exact zero and nothing overflows unless the true
-    derivative does.
+    Autodiff of ``x / y`` differentiates through y⁻², which leaves float32 for |y| ≳ 2e19
+    (it rounds to 0, so gradients of KL in a scale lose their sign) and for |y| ≲ 5e-20
+    (it overflows, and 0·inf is NaN where x = 0). Here the tangent is (dx − (x/y)·dy)/y:
+    the quotient is formed once and each step stays in range whenever the result is. The
+    tangent multiplies by 1/y rather than dividing by y: under ``jit`` XLA rewrites
+    (a / y) / y as a / (y·y), which would bring y² back into reverse mode (q / y).
     """
+    x, y = jnp.broadcast_arrays(x, y)
     return x / y
 
 
-@quotient.defjvp
-def _quotient_jvp(primals, tangents):
+@div.defjvp
+def _div_jvp(primals, tangents):
     x, y = jnp.broadcast_arrays(*primals)
     dx, dy = jnp.broadcast_arrays(*tangents)
     q = x / y
-    return q, dx / y - q * (dy / y)
+    return q, (dx - q * dy) * (1.0 / y)
 
 
 @jax.custom_jvp
@@ -51,7 +52,7 @@ def log_ratio(a, b):
     over- or underflows. The derivative is ȧ/a − ḃ/b, exact, with no squares to overflow.
     """
     a, b = jnp.broadcast_arrays(a, b)
-    d = (a - b) / b
+    d = div(a - b, b)
     near = jnp.abs(d) < 0.5
     q = a / b
     representable = (q >= jnp.finfo(q.dtype).tiny) & (q <= jnp.finfo(q.dtype).max)
@@ -150,6 +151,11 @@ def gaussian_scale_kl(scale_a, scale_b):
       0.8069
     """
     a, b = jnp.broadcast_arrays(scale_a, scale_b)
+    return _gaussian_scale_kl(a, b)
+
+
+@jax.custom_jvp
+def _gaussian_scale_kl(a, b):
     c, terms, k = _SCALE_KL_BLEND[64 if jnp.finfo(a.dtype).bits > 32 else 32]
     d = a - b
     t = d / b
@@ -164,3 +170,18 @@ def gaussian_scale_kl(scale_a, scale_b):
         q = q * q
     g = (series + q * (jnp.log(a / b) - 2.0 * s)) / (1.0 + q)
     return t * (0.5 * t + s) - g
+
+
+@_gaussian_scale_kl.defjvp
+def _gaussian_scale_kl_jvp(primals, tangents):
+    # f = ½(r² − 1) − log r, r = a/b, t = (a − b)/b: ∂f/∂a = (r² − 1)/a = t(t + 2)/a and
+    # ∂f/∂b = −t(t + 2)/b. t(t + 2) = r² − 1 has no cancellation as a → b (d = a − b is
+    # exact there) and is exactly 0 at a = b; each partial is one division, never through
+    # a², b² or a·b (differentiating the blend instead divides by b twice, which XLA
+    # rewrites as a division by b², 0 in float32 for b ≳ 2e19 and inf for b ≲ 5e-20; for
+    # the same reason the partials multiply by 1/a and 1/b: see :func:`div`).
+    a, b = primals
+    da, db = tangents
+    t = (a - b) / b
+    w = t * (t + 2.0)
+    return _gaussian_scale_kl(a, b), w * (1.0 / a) * da - w * (1.0 / b) * db

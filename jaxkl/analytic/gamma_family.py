@@ -38,7 +38,7 @@ instead of 6.5285 that way).
 Float32 relative error against 50-digit references: ≤ 3e-5 for concentrations
 0.5 … 1.3e8 (largest measured 1.2e-5), float64 ≤ 2e-13
 (``tests/analytic/test_edge_precision.py``). Quotients of parameters go through
-:func:`jaxkl.analytic._math.quotient` / ``log_ratio``, whose derivatives do not form
+:func:`jaxkl.analytic._math.div` / ``log_ratio``, whose derivatives do not form
 1/y², and R's integrand is scaled to stay bounded: equal tiny concentrations give a zero
 gradient, not 0·inf = NaN.
 
@@ -53,7 +53,7 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln, polygamma
 
 from jaxkl._shapes import broadcast_named, half_precision_in_float32
-from jaxkl.analytic._math import expm1_minus_x, log_ratio, quotient
+from jaxkl.analytic._math import div, expm1_minus_x, log_ratio
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.beta import Beta
 from jaxkl.distributions.dirichlet import Dirichlet
@@ -162,7 +162,7 @@ def _omega_bregman(a, b, d, s):
     w = jnp.reshape(jnp.asarray(_GL_W, a.dtype), nodes)
     # d²·ω″(x) as (d/x)²·x²ω″(x): both factors bounded (|d/x| ≤ 1/3 on the nodes).
     x = a[..., None] + u * dn[..., None]
-    quad = jnp.sum(w * jnp.square(quotient(dn[..., None], x)) * _omega_hess_scaled(x), axis=-1)
+    quad = jnp.sum(w * jnp.square(div(dn[..., None], x)) * _omega_hess_scaled(x), axis=-1)
 
     big = (a >= _STIRLING_MIN) & (b >= _STIRLING_MIN)
     ab, bb = jnp.where(big, a, _STIRLING_MIN), jnp.where(big, b, _STIRLING_MIN)
@@ -199,7 +199,7 @@ def _dirichlet_kl(conc_a, conc_b):
     s = _log_ratio_d(conc_a, conc_b, d)
     total_a, total_b, total_d = (jnp.sum(v, axis=-1, keepdims=True) for v in (conc_a, conc_b, d))
     total_s = _log_ratio_d(total_a, total_b, total_d)
-    mean_term = jnp.sum(total_b * quotient(conc_a, total_a) * _h(s - total_s), axis=-1)
+    mean_term = jnp.sum(total_b * div(conc_a, total_a) * _h(s - total_s), axis=-1)
     per_category = jnp.sum(_omega_bregman(conc_a, conc_b, d, s), axis=-1)
     total = _omega_bregman(total_a, total_b, total_d, total_s)[..., 0]
     return mean_term + per_category - total

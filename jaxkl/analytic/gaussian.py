@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from jaxkl._shapes import as_float, broadcast_named
-from jaxkl.analytic._math import gaussian_scale_kl
+from jaxkl._shapes import as_float, broadcast_named, widen_half
+from jaxkl.analytic._math import div, gaussian_scale_kl
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.lognormal import LogNormal
 from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
@@ -41,8 +41,9 @@ def normal(loc_a, scale_a, loc_b, scale_b):
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.normal", loc_a=loc_a, scale_a=scale_a, loc_b=loc_b, scale_b=scale_b
     )
-    z = (loc_a - loc_b) / scale_b
-    return 0.5 * jnp.square(z) + gaussian_scale_kl(scale_a, scale_b)
+    (loc_a, scale_a, loc_b, scale_b), dtype = widen_half(loc_a, scale_a, loc_b, scale_b)
+    z = div(loc_a - loc_b, scale_b)
+    return (0.5 * jnp.square(z) + gaussian_scale_kl(scale_a, scale_b)).astype(dtype)
 
 
 def residual_normal(delta_loc, delta_scale, scale_p):
@@ -73,8 +74,9 @@ def residual_normal(delta_loc, delta_scale, scale_p):
         delta_scale=delta_scale,
         scale_p=scale_p,
     )
+    (delta_loc, delta_scale, scale_p), dtype = widen_half(delta_loc, delta_scale, scale_p)
     scale_part = gaussian_scale_kl(delta_scale, jnp.ones_like(delta_scale))
-    return 0.5 * jnp.square(delta_loc / scale_p) + scale_part
+    return (0.5 * jnp.square(div(delta_loc, scale_p)) + scale_part).astype(dtype)
 
 
 @register_kl(Normal, Normal)
@@ -182,14 +184,17 @@ def mvn_diag(loc_a, scale_diag_a, loc_b, scale_diag_b):
     loc_a, scale_diag_a, loc_b, scale_diag_b = broadcast_named(
         where, loc_a=loc_a, scale_diag_a=scale_diag_a, loc_b=loc_b, scale_diag_b=scale_diag_b
     )
-    return _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b)
+    (loc_a, scale_diag_a, loc_b, scale_diag_b), dtype = widen_half(
+        loc_a, scale_diag_a, loc_b, scale_diag_b
+    )
+    return _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b).astype(dtype)
 
 
 # The arithmetic of each MVN kernel is one jitted function: called eagerly it compiles once
 # per shape instead of once per primitive, and inside a caller's jit it is simply inlined.
 @jax.jit
 def _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b):
-    z = (loc_a - loc_b) / scale_diag_b
+    z = div(loc_a - loc_b, scale_diag_b)
     per_dim = 0.5 * jnp.square(z) + gaussian_scale_kl(scale_diag_a, scale_diag_b)
     return jnp.sum(per_dim, -1)
 
@@ -202,6 +207,8 @@ def _kl_mvndiag_mvndiag(a: MultivariateNormalDiag, b: MultivariateNormalDiag):
 
 def _whitened_kl(m, diag_a, diag_b, y):
     """KL from the whitened quantities M = L_b⁻¹L_a and y = L_b⁻¹(μ_b − μ_a).
+
+    Only the strictly lower triangle of ``m`` is read, so M − I may be passed instead.
 
     With M lower triangular, Mᵢᵢ = rᵢ = L_aᵢᵢ/L_bᵢᵢ and log det M = Σ log rᵢ:
     ½(‖M‖_F² − d) − log det M = ½ Σ_{i>j} Mᵢⱼ² + Σᵢ (½(rᵢ² − 1) − log rᵢ). Every term is
@@ -217,7 +224,9 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
     """KL(N(loc_a, L_a L_aᵀ) ‖ N(loc_b, L_b L_bᵀ)) from lower Cholesky factors L.
 
     KL = ½[‖L_b⁻¹L_a‖_F² + ‖L_b⁻¹(μ_b − μ_a)‖² − d] + Σᵢ log L_bᵢᵢ − Σᵢ log L_aᵢᵢ.
-    One triangular solve gives both L_b⁻¹L_a and L_b⁻¹(μ_b − μ_a) (no inverse is formed);
+    One triangular solve gives both L_b⁻¹(L_a − L_b) = L_b⁻¹L_a − I and L_b⁻¹(μ_b − μ_a) (no
+    inverse is formed; L_a − L_b is exact where the factors are close, so nearby pairs keep
+    their relative precision);
     the trace and log-determinant terms are then combined without cancellation as
     ½ Σ_{i>j} (L_b⁻¹L_a)ᵢⱼ² + Σᵢ (½(rᵢ² − 1) − log rᵢ), rᵢ = L_aᵢᵢ/L_bᵢᵢ, which is
     exactly zero for identical arguments and never negative.
@@ -254,15 +263,22 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
     )
     _event_size(where, **spec)
     loc_a, scale_tril_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b)
+    (loc_a, scale_tril_a, loc_b, scale_tril_b), dtype = widen_half(
+        loc_a, scale_tril_a, loc_b, scale_tril_b
+    )
+    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b).astype(dtype)
 
 
 @jax.jit
 def _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b):
     d = loc_a.shape[-1]
-    # Both right-hand sides in one solve: [L_a | μ_b − μ_a]. Masking L_a makes the upper
-    # triangle unread, so its gradient is exactly zero and an optimiser keeps L_a triangular.
-    rhs = jnp.concatenate([jnp.tril(scale_tril_a), (loc_b - loc_a)[..., None]], axis=-1)
+    # Both right-hand sides in one solve: [L_a − L_b | μ_b − μ_a]. L_b⁻¹(L_a − L_b) = M − I has
+    # the off-diagonal of M = L_b⁻¹L_a, formed from L_a − L_b, which is exact where the
+    # factors are close: solving with L_a itself left rounding errors of size eps·|L| in
+    # entries of size |L_a − L_b| (up to 2e-2 relative error in float32 for nearby pairs).
+    # Masking makes the upper triangles unread, so their gradients are exactly zero.
+    delta = jnp.tril(scale_tril_a) - jnp.tril(scale_tril_b)
+    rhs = jnp.concatenate([delta, (loc_b - loc_a)[..., None]], axis=-1)
     sol = solve_triangular(scale_tril_b, rhs, lower=True)
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     diag_b = jnp.diagonal(scale_tril_b, axis1=-2, axis2=-1)
@@ -281,7 +297,10 @@ def _mvn_diag_tril(loc_a, scale_diag_a, loc_b, scale_tril_b):
     )
     _event_size(where, **spec)
     loc_a, scale_diag_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b)
+    (loc_a, scale_diag_a, loc_b, scale_tril_b), dtype = widen_half(
+        loc_a, scale_diag_a, loc_b, scale_tril_b
+    )
+    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b).astype(dtype)
 
 
 @jax.jit
@@ -304,13 +323,16 @@ def _mvn_tril_diag(loc_a, scale_tril_a, loc_b, scale_diag_b):
     )
     _event_size(where, **spec)
     loc_a, scale_tril_a, loc_b, scale_diag_b = _broadcast_batch(where, **spec)
-    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b)
+    (loc_a, scale_tril_a, loc_b, scale_diag_b), dtype = widen_half(
+        loc_a, scale_tril_a, loc_b, scale_diag_b
+    )
+    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b).astype(dtype)
 
 
 @jax.jit
 def _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b):
-    m = scale_tril_a / scale_diag_b[..., :, None]
-    y = (loc_b - loc_a) / scale_diag_b
+    m = div(scale_tril_a, scale_diag_b[..., :, None])
+    y = div(loc_b - loc_a, scale_diag_b)
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     return _whitened_kl(m, diag_a, scale_diag_b, y)
 

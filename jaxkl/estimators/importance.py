@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from jaxkl._checks import is_concrete, require_values
 from jaxkl._keys import as_key
+from jaxkl.analytic.registry import NoAnalyticKL, kl
 from jaxkl.distributions.base import Distribution
-from jaxkl.estimators.estimate import ImportanceEstimate, mean_with_stderr
-from jaxkl.estimators.psis import pareto_khat
+from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, ImportanceEstimate, mean_with_stderr
+from jaxkl.estimators.psis import pareto_khat, psis_smooth
 
-__all__ = ["importance_kl", "kish_ess"]
+__all__ = ["importance_kl", "kish_ess", "smoothed_khat_threshold"]
 
 
 def kish_ess(log_weights, axis: int = 0) -> jax.Array:
@@ -54,6 +57,7 @@ def importance_kl(
     num_samples: int,
     *,
     self_normalized: bool = False,
+    smooth: bool = False,
 ) -> ImportanceEstimate:
     """Importance-sampling estimate of KL(q‖p) from draws x ~ proposal, with diagnostics.
 
@@ -71,10 +75,33 @@ def importance_kl(
       cancels, not f's: with q̃ = Z_q·q and p̃ = Z_p·p the value estimates
       KL(q‖p) + log Z_q − log Z_p.
 
-    Diagnostics: ``ess`` = Kish (Σw)²/Σw² ∈ [1, n] and ``pareto_k`` = PSIS k̂ of log w
-    (:func:`jaxkl.pareto_khat`; < 0.5 good, 0.5–0.7 usable, > 0.7 unreliable, +inf for
-    n ≤ 20). A proposal with lighter tails than q gives heavy weights: a small ESS, a
-    k̂ above 0.7, and a stderr that can look small while the value is far off.
+    * Pareto-smoothed (``smooth=True``, with either of the above): the largest
+      M = ⌈min(n/5, 3√n)⌉ weights are replaced by the expected order statistics of a
+      generalised Pareto fit (:func:`jaxkl.estimators.psis.psis_smooth`), which trades a
+      small bias for a finite variance when the raw weights have none (Vehtari et al.
+      2024). stderr is the same formula on the smoothed weights.
+
+    Diagnostics: ``ess`` = Kish (Σw)²/Σw² ∈ [1, n] (of the smoothed weights when
+    smoothing) and ``pareto_k`` = PSIS k̂ of log w (:func:`jaxkl.pareto_khat`; +inf for
+    n ≤ 20). How to read k̂ depends on the estimate:
+
+    * plain (unsmoothed) weights: k̂ ≥ 0.5 means the weights' variance is infinite, so
+      the stderr means nothing — ``reliable`` is False there (``khat_threshold`` 0.5);
+    * Pareto-smoothed: the PSIS thresholds apply — k̂ < min(0.7, 1 − 1/log₁₀ n) and the
+      smoothed estimate converges at a usable rate; above, it does not
+      (``khat_threshold`` min(0.7, 1 − 1/log₁₀ n)).
+
+    A proposal with lighter tails than q gives heavy weights: a small ESS, a large k̂, and
+    a stderr that can look small while the value is far off.
+
+    **The proposal must cover q's support.** Where it puts no mass and q does, no draw
+    ever lands there: the weights look healthy (ESS ≈ n, k̂ < 0) and the estimate is
+    confidently wrong, even negative. Wherever ``jaxkl.kl(q, proposal)`` has a closed form
+    it is checked: +inf (the proposal misses part of q's support, or is so far from q that
+    the weights' second moment, ≥ e^KL, overflows) raises ``ValueError`` for concrete
+    parameters, fails :func:`jaxkl.checked` under tracing, and makes ``value`` and
+    ``stderr`` NaN under plain ``jit``. For pairs without a closed form (a Mixture
+    proposal, a user distribution) covering the support is the caller's responsibility.
 
     Terms with w = 0 (q(x) = 0) count 0 whatever f is (0·log 0 = 0). Where p(x) = 0 with
     q(x) > 0 the value is +inf (and so is stderr), the honest KL. NaN log densities are
@@ -102,16 +129,19 @@ def importance_kl(
       num_samples: n ≥ 1, static. Leading batch axes that the proposal lacks become extra
         sample axes, so every batch member gets its own n draws.
       self_normalized: use the self-normalised estimator (see above).
+      smooth: Pareto-smooth the largest weights first (see above).
 
     Returns:
-      ``ImportanceEstimate(value, stderr, num_samples, ess, pareto_k)``; every array has
-      the batch shape B = broadcast(Bq, Bp, Br).
+      ``ImportanceEstimate`` with ``value``, ``stderr``, ``pareto_k`` and ``ess`` of the
+      batch shape B = broadcast(Bq, Bp, Br), dof = n − 1 and ``khat_threshold`` as
+      above.
 
     Raises:
       TypeError: ``q`` or ``proposal`` is not a jaxkl distribution, ``p`` is neither a
         distribution nor callable, or ``num_samples`` is not an int.
       ValueError: ``num_samples < 1``, event shapes differ, batch shapes do not
-        broadcast, or a callable p returns the wrong shape.
+        broadcast, a callable p returns the wrong shape, or (concrete parameters) the
+        proposal misses part of q's support (KL(q‖proposal) = +inf, see above).
 
     Example:
       >>> import jaxkl
@@ -140,6 +170,12 @@ def importance_kl(
     n = int(num_samples)
     if n < 1:
         raise ValueError(f"importance_kl: num_samples must be >= 1; got {n}")
+    if n >= 2**31:
+        raise ValueError(
+            f"importance_kl: num_samples must be below 2**31 = 2147483648 (compiled code receives "
+            f"the count as a 32-bit integer in JAX's default mode); got {n}. Average "
+            "estimates over batches of draws instead."
+        )
     _require_distribution("q", q)
     _require_distribution("proposal", proposal)
     p_is_dist = isinstance(p, Distribution)
@@ -165,6 +201,8 @@ def importance_kl(
         listed = ", ".join(f"{k} {v}" for k, v in named_batches.items())
         raise ValueError(f"importance_kl: batch shapes do not broadcast: {listed}") from None
 
+    covered = _proposal_covers(q, proposal)
+
     prop_batch = named_batches["proposal"]
     extra = batch[: len(batch) - len(prop_batch)]
     x = proposal.sample(as_key(key), (n, *extra))
@@ -172,23 +210,76 @@ def importance_kl(
     log_q = jnp.broadcast_to(q.log_prob(x), shape)
     log_r = jnp.broadcast_to(proposal.log_prob(x), shape)
     log_p = p.log_prob(x) if p_is_dist else jnp.asarray(p(x))
-    if log_p.ndim != len(shape) or np.broadcast_shapes(log_p.shape, shape) != shape:
+    try:
+        fits = log_p.ndim == len(shape) and np.broadcast_shapes(log_p.shape, shape) == shape
+    except ValueError:  # numpy's own message names neither p nor the expected shape
+        fits = False
+    if not fits:
         raise ValueError(
             f"importance_kl: p(x) must return log densities of shape {shape} "
             f"([num_samples, *batch]) for x of shape {x.shape}; got {log_p.shape}"
         )
     log_p = jnp.broadcast_to(log_p, shape)
 
-    value, stderr, ess, pareto_k = _weighted_kl(log_q, log_r, log_p, self_normalized)
-    return ImportanceEstimate(value, stderr, n, ess, pareto_k)
+    value, stderr, ess, pareto_k = _weighted_kl(log_q, log_r, log_p, self_normalized, smooth)
+    if covered is not None:  # reached only when traced (concrete failures raised above)
+        value = jnp.where(covered, value, jnp.nan)
+        stderr = jnp.where(covered, stderr, jnp.nan)
+    threshold = smoothed_khat_threshold(n) if smooth else PLAIN_KHAT_THRESHOLD
+    return ImportanceEstimate(value, stderr, n, n - 1, pareto_k, khat_threshold=threshold, ess=ess)
+
+
+def _proposal_covers(q, proposal):
+    """``KL(q‖proposal) < inf`` where a closed form exists (else ``None``); raises if not.
+
+    A concrete failure raises ``ValueError`` naming the offending batch entries; under
+    :func:`jaxkl.checked` a traced one fails the check; the returned mask lets plain
+    ``jit`` turn those entries' estimates into NaN rather than a wrong number.
+    """
+    try:
+        kl_qr = jax.lax.stop_gradient(kl(q, proposal))
+    except NoAnalyticKL:
+        return None
+    covered = kl_qr < jnp.inf
+    require_values(
+        "importance_kl",
+        "KL(q‖proposal)",
+        kl_qr,
+        covered,
+        rule=(
+            "be finite: the proposal must put mass wherever q does (with +inf it misses "
+            "part of q's support, so no draw lands there and the estimate is confidently "
+            "wrong)"
+        ),
+    )
+    return None if is_concrete(covered) else covered
+
+
+def smoothed_khat_threshold(num_samples: int) -> float:
+    """min(0.7, 1 − 1/log₁₀ S): the k̂ below which a Pareto-smoothed estimate is usable.
+
+    Vehtari et al. (2024), §3: with S draws the smoothed estimate's error converges at a
+    practically useful rate only for k̂ below this; 0.7 from S ≈ 2200 on.
+
+    Example:
+      >>> smoothed_khat_threshold(100), smoothed_khat_threshold(10_000)
+      (0.5, 0.7)
+    """
+    if num_samples <= 10:
+        return 0.0
+    return min(0.7, 1.0 - 1.0 / math.log10(num_samples))
 
 
 # One compiled program per shape; eager callers would otherwise dispatch op by op.
-@functools.partial(jax.jit, static_argnums=3)
-def _weighted_kl(log_q, log_r, log_p, self_normalized: bool):
+@functools.partial(jax.jit, static_argnums=(3, 4))
+def _weighted_kl(log_q, log_r, log_p, self_normalized: bool, smooth: bool):
     """Value, stderr, ESS and k̂ from log densities ``[n, *B]`` at x ~ proposal."""
     n = log_q.shape[0]
     log_w = log_q - log_r
+    if smooth:
+        log_w, pareto_k = psis_smooth(log_w, axis=0)
+    else:
+        pareto_k = pareto_khat(log_w, axis=0)
     # 0·log 0 = 0: a draw where q vanishes contributes nothing, even if f there is NaN.
     zero_w = log_w == -jnp.inf
     f = jnp.where(zero_w, 0.0, log_q - log_p)
@@ -208,11 +299,11 @@ def _weighted_kl(log_q, log_r, log_p, self_normalized: bool):
         # Factor out the largest weight: exact for any shift, so it carries no gradient.
         top = jax.lax.stop_gradient(jnp.max(log_w, axis=0, keepdims=True))
         top = jnp.where(jnp.isfinite(top), top, 0.0)
-        est = mean_with_stderr(jnp.exp(log_w - top) * f, axis=0)
+        est = mean_with_stderr(jnp.exp(log_w - top) * f, axis=0, tail=False)
         scale = jnp.exp(top[0])
         value, stderr = scale * est.value, scale * est.stderr
     infinite = jnp.any(f_inf, axis=0)
     value = jnp.where(infinite, jnp.inf, value)
     stderr = jnp.where(infinite | jnp.isinf(value), jnp.inf, stderr)
 
-    return value, stderr, kish_ess(log_w, axis=0), pareto_khat(log_w, axis=0)
+    return value, stderr, kish_ess(log_w, axis=0), pareto_k

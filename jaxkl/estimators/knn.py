@@ -86,7 +86,8 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
         depend on them.
 
     Returns:
-      ``Estimate(value, stderr, num_samples=n)``; ``value`` and ``stderr`` are scalars. For
+      ``Estimate(value, stderr, num_samples=n, dof=G − 1)``; ``value`` and ``stderr`` are
+      scalars (G subsamples, normally 10, so ``ci`` uses t₉). For
       a batch of problems use ``jax.vmap`` over a leading axis of x and y (memory then
       scales with the batch size times the tile).
 
@@ -131,15 +132,16 @@ def knn_kl(x, y, *, k: int = 1, block_size: int | tuple[int, int] = _DEFAULT_BLO
     _check_values(x, y)
     terms = _point_terms(x, y, k=k, row_block=row_block, col_block=col_block)
     value = jnp.mean(terms) + (math.log(m) - math.log(n - 1))
-    stderr = _subsample_stderr(x, y, k=k, row_block=row_block, col_block=col_block)
-    return Estimate(value, stderr, n)
+    stderr, groups = _subsample_stderr(x, y, k=k, row_block=row_block, col_block=col_block)
+    # The stderr is the spread of G subsample estimates: G − 1 degrees of freedom.
+    return Estimate(value, stderr, n, max(groups - 1, 0))
 
 
 _SUBSAMPLES = 10
 
 
 def _subsample_stderr(x, y, *, k: int, row_block: int, col_block: int):
-    """Standard error from G disjoint subsamples: sd(D̂_g)/√G.
+    """Standard error from G disjoint subsamples, sd(D̂_g)/√G, and G.
 
     The per-point terms share neighbours, so their sample sd/√n understates the error
     (by 1.3–1.75× in measurements). Estimates on disjoint subsamples — x and y split into
@@ -150,7 +152,7 @@ def _subsample_stderr(x, y, *, k: int, row_block: int, col_block: int):
     n, m = x.shape[0], y.shape[0]
     groups = min(_SUBSAMPLES, n // (k + 1), m // k)
     if groups < 2:
-        return jnp.asarray(jnp.inf, x.dtype)
+        return jnp.asarray(jnp.inf, x.dtype), max(groups, 0)
     n_g, m_g = n // groups, m // groups
 
     def strided(a, size):  # [groups, size, d]: group g holds points g, g + G, g + 2G, …
@@ -161,7 +163,7 @@ def _subsample_stderr(x, y, *, k: int, row_block: int, col_block: int):
         return jnp.mean(terms) + (math.log(m_g) - math.log(n_g - 1))
 
     estimates = jax.vmap(one)(strided(x, n_g), strided(y, m_g))
-    return jnp.std(estimates, ddof=1) / math.sqrt(groups)
+    return jnp.std(estimates, ddof=1) / math.sqrt(groups), groups
 
 
 def _check_k(k) -> int:

@@ -18,6 +18,7 @@ import numpy as np
 import optax
 
 from jaxkl._keys import as_key
+from jaxkl.estimators.estimate import Estimate
 
 __all__ = ["FitResult", "fit", "make_fit", "make_step"]
 
@@ -30,10 +31,11 @@ class FitResult(NamedTuple):
     Attributes:
       params: the parameters after the last step.
       opt_state: the optimiser state after the last step.
-      losses: the loss estimates, one per step, stacked on a leading ``[num_steps]`` axis:
-        an ``Estimate`` (or whatever estimate type ``loss_fn`` returns) whose ``value`` and
-        ``stderr`` are ``[num_steps]``; entry t is the estimate at the parameters *before*
-        update t, from the samples that produced that update's gradient.
+      losses: the losses, one per step, stacked on a leading ``[num_steps]`` axis: an
+        ``Estimate`` (or whatever estimate type ``loss_fn`` returns) whose ``value`` and
+        ``stderr`` are ``[num_steps]`` (``num_samples`` and ``dof`` stay ints), or a
+        ``[num_steps]`` array for a scalar loss; entry t is the loss at the parameters
+        *before* update t, from the samples that produced that update's gradient.
       params_trace: with ``trace_params=True``, the parameters before each update,
         stacked ``[num_steps, ...]``; otherwise ``None``.
       metrics: with a ``metrics_fn``, its output at the parameters before each update,
@@ -63,37 +65,36 @@ def _strong(tree):
 
 
 def _value_and_grad(loss_fn: LossFn, params, key, args):
-    static = {}
-
     def value(p):
-        est = loss_fn(p, key, *args)
-        v = getattr(est, "value", None)
-        if v is None or not hasattr(est, "_replace"):
+        out = loss_fn(p, key, *args)
+        v = out.value if isinstance(out, Estimate) else out
+        if not isinstance(out, Estimate) and not _is_scalar_array(v):
             raise TypeError(
-                "fit: loss_fn must return an Estimate-like NamedTuple with a scalar `value` "
-                f"(e.g. jaxkl.fit.reverse_kl); got {type(est).__name__}"
+                "fit: loss_fn must return a scalar (a float or 0-d array) or a jaxkl Estimate "
+                f"with a scalar value (e.g. jaxkl.fit.reverse_kl); got {type(out).__name__}"
             )
         if jnp.shape(v) != ():
             raise ValueError(
-                f"fit: loss_fn's estimate must have a scalar value; got shape {jnp.shape(v)} "
+                f"fit: loss_fn's value must be a scalar; got shape {jnp.shape(v)} "
                 "(reduce a batch of losses with a sum or mean first)"
             )
-        return v, est
+        return v, out
 
-    (_, est), grads = jax.value_and_grad(value, has_aux=True)(params)
-    num_samples = getattr(est, "num_samples", None)
-    if isinstance(num_samples, int | np.integer):
-        # A Python int in a NamedTuple is a pytree leaf; keep it static, not stacked.
-        static["num_samples"] = int(num_samples)
-        est = est._replace(num_samples=None)
-    return est, grads, static
+    (_, out), grads = jax.value_and_grad(value, has_aux=True)(params)
+    # An Estimate's num_samples and dof are static pytree metadata: they travel through
+    # jit and scan unchanged. A plain scalar loss is returned as it is.
+    return out, grads
+
+
+def _is_scalar_array(v) -> bool:
+    return isinstance(v, jax.Array | np.ndarray | float | int | np.generic)
 
 
 def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
     """One jitted optimiser step, for driving a fit from Python (logging, early stopping).
 
     Args:
-      loss_fn: ``(params, key, *args) -> Estimate`` with a scalar value.
+      loss_fn: ``(params, key, *args) -> Estimate`` with a scalar value, or a scalar.
       optimizer: an optax ``GradientTransformation``.
 
     Returns:
@@ -116,9 +117,8 @@ def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
 
     @jax.jit
     def compiled(params, opt_state, key, *args):
-        est, grads, static = _value_and_grad(loss_fn, params, as_key(key), args)
+        est, grads = _value_and_grad(loss_fn, params, as_key(key), args)
         updates, opt_state = optimizer.update(grads, opt_state, params)
-        est = est._replace(**static) if static else est
         return optax.apply_updates(params, updates), opt_state, est
 
     def step(params, opt_state, key, *args):
@@ -146,7 +146,8 @@ def fit(
 
     Args:
       loss_fn: ``(params, key, *args) -> Estimate`` with a scalar ``value``, e.g.
-        ``lambda prm, key: reverse_kl(key, gaussian_from_params(prm), p, 64)``.
+        ``lambda prm, key: reverse_kl(key, gaussian_from_params(prm), p, 64)``, or a
+        plain scalar loss (e.g. an exact ``jaxkl.kl``).
       optimizer: an optax ``GradientTransformation`` (learning-rate schedules index by
         the optimiser's own step count, as usual).
       params: the initial parameters, a pytree of arrays.
@@ -179,12 +180,10 @@ def fit(
     key = as_key(key)
     params = _strong(params)
     opt_state = optimizer.init(params)
-    static: dict[str, Any] = {}
 
     def body(carry, t):
         prm, state = carry
-        est, grads, st = _value_and_grad(loss_fn, prm, jax.random.fold_in(key, t), args)
-        static.update(st)
+        est, grads = _value_and_grad(loss_fn, prm, jax.random.fold_in(key, t), args)
         updates, state = optimizer.update(grads, state, prm)
         new = optax.apply_updates(prm, updates)
         metrics = None if metrics_fn is None else metrics_fn(prm, *args)
@@ -193,8 +192,6 @@ def fit(
     (params, opt_state), (losses, trace, metrics) = jax.lax.scan(
         body, (params, opt_state), jnp.arange(num_steps)
     )
-    if static:
-        losses = losses._replace(**static)
     return FitResult(params, opt_state, losses, trace, metrics)
 
 

@@ -36,7 +36,7 @@ __all__ = [
     "sampled_kl_penalty",
 ]
 
-REVERSE_KL_GRADIENTS = ("reparam", "stl", "score", "score_loo")
+REVERSE_KL_GRADIENTS = ("auto", "reparam", "stl", "score", "score_loo")
 
 
 def _log_density(p, where: str) -> Callable[[jax.Array], jax.Array]:
@@ -70,7 +70,7 @@ def _batch_of(where: str, q: Distribution, p) -> tuple[int, ...]:
     return batch
 
 
-def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "reparam") -> Estimate:
+def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "auto") -> Estimate:
     """Reverse KL(q‖p) = E_q[log q(x) − log p(x)] by k1 with x ~ q, for minimising over q.
 
     The value is the k1 estimate (mean of log q − log p over n draws, with its standard
@@ -87,6 +87,11 @@ def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "re
     * ``"score_loo"``: score function with the leave-one-out baseline (RLOO):
       mean (k_i − b_i) ∇θ log q_θ(x_i), b_i = mean_{j≠i} k_j. b_i is independent of x_i,
       so it stays unbiased; the constant +1 above is absorbed by the baseline. n ≥ 2.
+    * ``"auto"`` (default): ``"reparam"`` where q can be reparameterised, else
+      ``"score_loo"``.
+
+    This is ``jaxkl.mc_kl(key, q, p, num_samples, estimator="k1", gradient=gradient)``:
+    the same code, so the same diagnostics (dof, ``pareto_k``, ``reliable``).
 
     Args:
       key: typed key, legacy key or int seed.
@@ -95,7 +100,7 @@ def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "re
         unnormalised log p (log p + log Z) shifts the value by −log Z and leaves every
         gradient unchanged.
       num_samples: n (static).
-      gradient: one of ``"reparam"``, ``"stl"``, ``"score"``, ``"score_loo"``.
+      gradient: one of ``"auto"``, ``"reparam"``, ``"stl"``, ``"score"``, ``"score_loo"``.
 
     Returns:
       ``Estimate`` with value and stderr of shape ``broadcast(Bq, Bp)``.
@@ -123,22 +128,8 @@ def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "re
             f"reverse_kl: gradient must be one of {', '.join(map(repr, REVERSE_KL_GRADIENTS))}; "
             f"got {gradient!r}"
         )
-    if gradient != "score_loo":
-        return mc_kl(key, q, p, num_samples, estimator="k1", gradient=gradient)
-    _check_num_samples("reverse_kl", num_samples, minimum=2)
-    if not isinstance(q, Distribution):
-        raise TypeError(f"reverse_kl: q must be a jaxkl distribution; got {type(q).__name__}")
-    log_p_fn = _log_density(p, "reverse_kl")
-    batch = _batch_of("reverse_kl", q, p)
-    # Leading batch axes that p has and q lacks become extra sample axes (as in mc_kl).
-    extra = batch[: len(batch) - len(q.batch_shape)]
-    x = jax.lax.stop_gradient(q.sample(as_key(key), (num_samples, *extra)))
-    log_q, log_p = broadcast_named("reverse_kl", log_q=q.log_prob(x), log_p=log_p_fn(x))
-    k = jax.lax.stop_gradient(log_q - log_p)
-    baseline = (jnp.sum(k, axis=0, keepdims=True) - k) / (num_samples - 1)
-    # Value: exactly k; gradient: (k − b)·∇log q per sample.
-    surrogate = k + jax.lax.stop_gradient(k - baseline) * (log_q - jax.lax.stop_gradient(log_q))
-    return mean_with_stderr(surrogate, axis=0)
+    # One implementation of every gradient estimator, score_loo included: mc_kl's.
+    return mc_kl(key, q, p, num_samples, estimator="k1", gradient=gradient)
 
 
 def forward_kl(q: Distribution, x, log_p=None) -> Estimate:
@@ -209,7 +200,8 @@ def forward_kl_snis(
     SE² = Σψᵢ² / (n(n − 1)).
 
     The estimate is only as good as the proposal covers p: check ``ess`` (Kish,
-    (Σw)²/Σw²) and ``pareto_k`` (k̂ > 0.7: unreliable). With the default proposal q, a q
+    (Σw)²/Σw²) and ``pareto_k`` (k̂ ≥ 0.5: the weights' variance is infinite and the
+    standard error means nothing; ``reliable`` says so). With the default proposal q, a q
     that has collapsed onto one mode cannot see the others.
 
     Args:
@@ -222,7 +214,9 @@ def forward_kl_snis(
         sampleable and have a ``log_prob``.
 
     Returns:
-      ``ImportanceEstimate(value, stderr, num_samples, ess, pareto_k)``, each ``[*B]``.
+      ``ImportanceEstimate`` with ``value``, ``stderr``, ``ess`` and ``pareto_k`` (k̂ of
+      the log weights: ≥ 0.5, infinite variance, makes it not ``reliable``), each
+      ``[*B]``; dof = n − 1.
 
     Example:
       >>> import jaxkl
@@ -257,7 +251,9 @@ def forward_kl_snis(
     stderr = jnp.sqrt(jnp.sum(jnp.square(psi), axis=0) / (num_samples * (num_samples - 1)))
     stderr = jnp.where(jnp.isfinite(value), stderr, jnp.inf)
     ess = 1.0 / jnp.sum(jnp.square(w_bar), axis=0)
-    return ImportanceEstimate(value, stderr, num_samples, ess, pareto_khat(log_w, axis=0))
+    return ImportanceEstimate(
+        value, stderr, num_samples, num_samples - 1, pareto_khat(log_w, axis=0), ess=ess
+    )
 
 
 def sampled_kl_penalty(

@@ -156,3 +156,81 @@ def test_gradient_is_zero_not_nan():
 def test_bad_input_raises(lw, axis, match):
     with pytest.raises(ValueError, match=match):
         jaxkl.pareto_khat(lw, axis=axis)
+
+
+# ---- Pareto smoothing and the tail diagnostic of raw terms -----------------------------
+
+
+def _gpdfit_reference(x):
+    """Zhang & Stephens (2009) posterior-mean GPD fit of ascending exceedances x, float64,
+    written directly from the paper (plain arithmetic, no log-space tricks)."""
+    n = x.size
+    m = 30 + int(np.sqrt(n))
+    x_star = x[int(np.floor(n / 4 + 0.5)) - 1]
+    theta = 1 / x[-1] + (1 - np.sqrt(m / (np.arange(1, m + 1) - 0.5))) / 3.0 / x_star
+    k = np.mean(np.log1p(-theta[:, None] * x[None, :]), axis=1)
+    log_lik = n * (np.log(-theta / k) - k - 1)
+    w = np.exp(log_lik - log_lik.max())
+    theta_hat = np.sum(theta * w / w.sum())
+    k = np.mean(np.log1p(-theta_hat * x))
+    return k, -k / theta_hat
+
+
+def _psis_reference(lw):
+    """PSIS (Vehtari et al. 2024): tail of the M largest weights replaced by GPD quantiles."""
+    lw = np.asarray(lw, np.float64)
+    s = lw.size
+    m = tail_length(s)
+    order = np.argsort(lw)
+    cutoff = lw[order[s - m - 1]]
+    tail = order[s - m :]
+    x = np.exp(lw[tail]) - np.exp(cutoff)
+    k, sigma = _gpdfit_reference(x)
+    k = (m * k + 10 * 0.5) / (m + 10)
+    p = (np.arange(1, m + 1) - 0.5) / m
+    quantiles = sigma * np.expm1(-k * np.log1p(-p)) / k
+    out = lw.copy()
+    out[tail] = np.minimum(np.log(quantiles + np.exp(cutoff)), lw.max())
+    return out, k
+
+
+@pytest.mark.parametrize("seed,scale", [(0, 2.0), (1, 3.0), (2, 1.2)])
+def test_psis_smooth_matches_reference(seed, scale):
+    with jax.enable_x64(True):
+        q, proposal = jaxkl.Normal(0.0, scale), jaxkl.Normal(0.3, 1.0)
+        x = proposal.sample(seed, (3000,)).astype(jnp.float64)
+        lw = np.asarray(q.log_prob(x) - proposal.log_prob(x), np.float64)
+        smoothed, khat = jaxkl.psis_smooth(jnp.asarray(lw))
+    want, want_k = _psis_reference(lw)
+    np.testing.assert_allclose(np.asarray(smoothed), want, rtol=1e-8, atol=1e-10)
+    assert float(khat) == pytest.approx(want_k, rel=1e-8)
+    assert np.sum(np.asarray(smoothed) != lw) <= tail_length(3000)
+
+
+def test_psis_smooth_cuts_variance_of_a_heavy_importance_estimate():
+    q, p, proposal = jaxkl.Normal(0.0, 2.0), jaxkl.Normal(1.0, 2.0), jaxkl.Normal(0.0, 1.0)
+
+    def one(key, smooth):
+        return jaxkl.importance_kl(key, q, p, proposal, 2000, smooth=smooth)
+
+    keys = jax.random.split(jax.random.key(3), 400)
+    plain = jax.jit(jax.vmap(lambda k: one(k, False)))(keys)
+    smooth = jax.jit(jax.vmap(lambda k: one(k, True)))(keys)
+    assert np.var(np.asarray(smooth.value)) < 0.5 * np.var(np.asarray(plain.value))
+    assert smooth.khat_threshold == pytest.approx(min(0.7, 1 - 1 / np.log10(2000)))
+    assert plain.khat_threshold == 0.5
+
+
+def test_tail_khat_light_heavy_and_shift_invariant():
+    z = jax.random.normal(jax.random.key(0), (4000,))
+    assert float(jaxkl.tail_khat(z)) < 0.3
+    heavy = jnp.exp(3.0 * z)
+    assert float(jaxkl.tail_khat(heavy, tails="upper")) > 0.5
+    assert float(jaxkl.tail_khat(-heavy, tails="lower")) > 0.5
+    assert float(jaxkl.tail_khat(-heavy, tails="upper")) < 0.5  # that side is bounded
+    np.testing.assert_allclose(
+        jaxkl.tail_khat(heavy), jaxkl.tail_khat(heavy + 100.0), rtol=2e-3, atol=2e-3
+    )
+    assert np.isnan(float(jaxkl.tail_khat(z[:20])))
+    with pytest.raises(ValueError, match="tails"):
+        jaxkl.tail_khat(z, tails="left")

@@ -106,3 +106,16 @@ def test_bad_options(q, kw, match):
     n = kw.pop("num", 64)
     with pytest.raises(ValueError, match=match):
         jaxkl.mc_kl(0, q, jaxkl.Normal(0.0, 2.0), n, **kw)
+
+
+def test_lattice_generator_is_coprime_and_golden():
+    import math
+
+    from jaxkl.estimators.variance_reduction import korobov_generator
+
+    for n in range(3, 200):
+        a = korobov_generator(n)
+        assert math.gcd(a, n) == 1
+        # Every coordinate of the lattice takes n distinct values (no collapse).
+        assert len(set(np.round(lattice(n, 2)[:, 1] * n).astype(int))) == n
+    assert [korobov_generator(n) for n in (13, 21, 34, 55, 89)] == [8, 13, 21, 34, 55]

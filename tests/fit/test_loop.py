@@ -108,11 +108,28 @@ def test_bad_arguments():
         fit(loss, OPT, INIT, 0, num_steps=0)
     with pytest.raises(TypeError, match="num_steps must be a Python int"):
         fit(loss, OPT, INIT, 0, num_steps=2.0)
-    with pytest.raises(TypeError, match="Estimate-like NamedTuple"):
-        fit(lambda prm, key: jnp.sum(prm["m"]), OPT, INIT, 0, num_steps=2)
+    with pytest.raises(TypeError, match="must return a scalar"):
+        fit(lambda prm, key: (jnp.sum(prm["m"]), 1.0), OPT, INIT, 0, num_steps=2)
 
     def batch_loss(m, key):
         return reverse_kl(key, jaxkl.Normal(m, 1.0), P, 4)
 
-    with pytest.raises(ValueError, match="scalar value"):
+    with pytest.raises(ValueError, match="value must be a scalar"):
         fit(batch_loss, OPT, jnp.zeros(3), 0, num_steps=2)
+
+
+def test_plain_scalar_loss():
+    """A scalar loss (here the exact KL) is accepted: its history is a [num_steps] array."""
+    p = jaxkl.Normal(2.0, 1.0)
+    res = fit(
+        lambda m, key: jaxkl.kl(jaxkl.Normal(m, 1.0), p), optax.adam(0.1), 0.0, 0, num_steps=300
+    )
+    assert res.losses.shape == (300,)
+    assert float(res.params) == pytest.approx(2.0, abs=1e-2)
+
+
+def test_estimate_static_fields_survive_the_scan():
+    res = fit(lambda m, key: reverse_kl(key, jaxkl.Normal(m, 1.0), P, 16), OPT, 0.0, 0, num_steps=3)
+    assert res.losses.value.shape == (3,)
+    assert (res.losses.num_samples, res.losses.dof) == (16, 15)
+    assert type(res.losses.num_samples) is int

@@ -233,7 +233,7 @@ def test_bad_arguments():
     q = gaussian_from_params(Q_PARAMS)
     with pytest.raises(ValueError, match="gradient must be one of"):
         reverse_kl(0, q, P, 8, gradient="dreg")
-    with pytest.raises(ValueError, match="num_samples must be >= 2"):
+    with pytest.raises(ValueError, match="needs num_samples >= 2"):
         reverse_kl(0, q, P, 1, gradient="score_loo")
     with pytest.raises(TypeError, match="q must be a jaxkl distribution"):
         forward_kl(P.log_prob, jnp.zeros((3, 2)))
