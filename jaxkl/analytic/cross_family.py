@@ -292,8 +292,9 @@ def _beta_negentropy(c1, c0):
     b = β − 1 this is g(a) + g(b) − h(a + b) (see the coefficients above), each O(a², b²);
     near the uniform the series keep the relative precision the direct form loses. The
     direct form serves α, β < 10; from 10 on its terms grow like α·log α while −H grows
-    like ½ log α (float32 was 2.3% off at α = β = 1e5), so there :func:`jaxkl.analytic.beta`
-    against Beta(1, 1) is used, whose Stirling forms do not cancel.
+    like ½ log α (float32 was 2.3% off at α = β = 1e5), so there it is rewritten in the
+    Stirling remainders ω, ω' of :mod:`jaxkl.analytic.gamma_family` (below), which do not
+    cancel.
     """
     a, b = c1 - 1.0, c0 - 1.0
     radius = series_radius(a)
@@ -317,9 +318,19 @@ def _beta_negentropy(c1, c0):
         + (c0d - 1.0) * digamma(c0d)
         - (c1d + c0d - 2.0) * digamma(c1d + c0d)
     )
+    # Large: with ω(x) = log Γ(x) − x log x + x and ω'(x) = ψ(x) − log x (Stirling forms
+    # from 10 on, of size log x and 1/x), the same −H is
+    #   ω(s) − ω(α) − ω(β) + (α − 1)ω'(α) + (β − 1)ω'(β) − (s − 2)ω'(s) + log(s²/(αβ)),
+    # s = α + β: the x·log x terms have cancelled algebraically, each part is O(log α).
     c1l, c0l = jnp.where(large, c1, _BETA_LARGE), jnp.where(large, c0, _BETA_LARGE)
-    one = jnp.ones_like(c1l)
-    far = gamma_family.beta(c1l, c0l, one, one)
+    sl = c1l + c0l
+    omega, omega_grad = gamma_family._omega, gamma_family._omega_grad
+    far = (
+        (omega(sl) - omega(c1l) - omega(c0l))
+        + ((c1l - 1.0) * omega_grad(c1l) + (c0l - 1.0) * omega_grad(c0l))
+        - (sl - 2.0) * omega_grad(sl)
+        + (2.0 * jnp.log(sl) - jnp.log(c1l) - jnp.log(c0l))
+    )
     return jnp.where(small, series, jnp.where(large, far, direct))
 
 
@@ -331,9 +342,9 @@ def beta_uniform(c1_a, c0_a, low_b, high_b):
     Beta puts mass outside the interval). H(Beta) = log B(α, β) − (α − 1)ψ(α) − (β − 1)ψ(β)
     + (α + β − 2)ψ(α + β). Since U(0, 1) = Beta(1, 1), −H(Beta(α, β)) is
     KL(Beta(α, β) ‖ Beta(1, 1)): near the uniform (where it vanishes to second order) it is
-    taken from power series, for α or β ≥ 10 from :func:`jaxkl.analytic.beta`'s
-    cancellation-free form (the textbook terms grow like α·log α while −H grows like
-    ½ log α: float32 was 2.3% off at α = β = 1e5), and directly in between. log(h_b − l_b)
+    taken from power series, for α or β ≥ 10 from Stirling remainders without cancellation
+    (the textbook terms grow like α·log α while −H grows like ½ log α: float32 was 2.3% off
+    at α = β = 1e5), and directly in between. log(h_b − l_b)
     is taken as log1p((h_b − 1) − l_b).
 
     Args:

@@ -405,6 +405,7 @@ def categorical(logits_a, logits_b):
     return _categorical_kl(a, b, chunks).reshape(batch).astype(dtype)
 
 
+@partial(jax.jit, static_argnums=(2,))  # one program per shape, not one per operation
 def _within_kernel_range(a, b, num: int):
     """Rows shifted by their maximum when some finite logit exceeds the kernel's range.
 
