@@ -6,13 +6,16 @@ Usage (from the repository root):
 
 Writes results/bias_variance/<run-name>/: config.toml, cells/ (one file per finished
 (case, estimator) cell: a killed run resumes where it stopped), metrics.csv,
-summary.json, bias_vs_n.png, variance_vs_n.png, coverage_vs_n.png and report.md.
+summary.json, bias_vs_n.png, variance_vs_n.png, coverage_vs_n.png, reliable_vs_n.png and
+report.md. To publish a run into the README (its bias–variance section and docs/ figures):
+    python -m jaxkl.study.readme_section --run results/bias_variance/<run-name> --write
 Replicates are sharded over jax.devices(); on a multi-host cluster call
 jax.distributed.initialize() first and the same mesh spans every host.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -24,6 +27,7 @@ from jaxkl.study import RunDir, cell_id, experiment_parser, parse_experiment_arg
 from jaxkl.study.bias_variance import estimator_groups, run_group, validate_config
 from jaxkl.study.bias_variance_report import (
     METRIC_COLUMNS,
+    case_rankings,
     figures,
     metric_rows,
     report_markdown,
@@ -71,19 +75,24 @@ def main(argv=None) -> Path:
                     bar.update(1)
             records += [run.cells.load(ids[n]) for n in names]
     wall = time.perf_counter() - t0
+    load = list(os.getloadavg())
     run.write_metrics(metric_rows(records), METRIC_COLUMNS)
     for fname, fig in figures(records).items():
         run.write_figure(fname, fig)
     devices = [str(d) for d in jax.devices()]
-    run.write_report(report_markdown(records, cfg, wall_seconds=wall, devices=devices))
+    run.write_report(
+        report_markdown(records, cfg, wall_seconds=wall, devices=devices, load_average=load)
+    )
     run.write_summary(
         {
             "cells": total,
             "cells_computed_this_run": len(run.cells.saved_this_run),
             "truths": {c.name: {"kl": c.truth, "source": c.truth_source} for c in cases},
+            "rankings": case_rankings(records),
         },
         seed=cfg["seed"],
         study_wall_seconds=wall,
+        load_average=load,
     )
     print(f"report: {run.file('report.md')}")
     return run.path

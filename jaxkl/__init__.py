@@ -10,7 +10,7 @@ Example:
   0.5
 """
 
-from jaxkl import analytic, fit
+from jaxkl import analytic, convert, fit, rl
 from jaxkl._checks import checked
 from jaxkl._keys import as_key
 from jaxkl.analytic.registry import NoAnalyticKL, kl, register_kl, registered_pairs
@@ -74,6 +74,7 @@ __all__ = [
     "analytic",
     "as_key",
     "checked",
+    "convert",
     "fit",
     "importance_kl",
     "kl",
@@ -86,6 +87,7 @@ __all__ = [
     "psis_smooth",
     "register_kl",
     "registered_pairs",
+    "rl",
     "sum_estimates",
     "tail_khat",
 ]

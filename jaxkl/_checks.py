@@ -15,7 +15,7 @@ import contextlib
 import contextvars
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -28,6 +28,7 @@ __all__ = [
     "NOT_NAN_OR_POS_INF",
     "POSITIVE_FINITE",
     "Constraint",
+    "check_sizes",
     "checked",
     "describe_offending",
     "is_concrete",
@@ -224,3 +225,13 @@ def checked(fn):
         return out
 
     return wrapper
+
+
+def check_sizes(sizes: Sequence[int], n_max: int | None = None) -> np.ndarray:
+    """The grid as an int array; strictly increasing, ≥ 1 and ≤ ``n_max``."""
+    arr = np.asarray([int(s) for s in sizes])
+    if arr.size == 0 or arr[0] < 1 or np.any(np.diff(arr) <= 0):
+        raise ValueError(f"sample sizes must be strictly increasing and >= 1; got {list(arr)}")
+    if n_max is not None and arr[-1] > n_max:
+        raise ValueError(f"largest sample size {arr[-1]} exceeds the {n_max} samples given")
+    return arr

@@ -48,3 +48,14 @@ def test_registered_pairs_table_is_current():
     assert update_readme(README, write=False), (
         "README's KL-pair table is stale: run python -m jaxkl.analytic.table --write README.md"
     )
+
+
+def test_bias_variance_section_is_the_committed_runs():
+    """README's bias–variance blocks and docs/ figures are generated from the committed
+    default run, word for word (python -m jaxkl.study.readme_section --write)."""
+    from jaxkl.study.readme_section import default_run, update
+
+    run = default_run()
+    assert (run / "summary.json").is_file(), f"no committed default run at {run}"
+    stale = update(README, run, write=False)
+    assert not stale, f"stale: {stale}; run: python -m jaxkl.study.readme_section --write"

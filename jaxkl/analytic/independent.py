@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxkl.analytic.registry import kl, register_kl
+from jaxkl.analytic.registry import NoAnalyticKL, kl, register_kl
 from jaxkl.distributions.independent import Independent
+from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
+from jaxkl.distributions.normal import Normal
 
 __all__: list[str] = []
 
@@ -35,3 +37,26 @@ def _kl_independent_independent(a: Independent, b: Independent):
     per_coordinate = kl(a.base, b.base)
     # Equal event shapes make the last n axes of the base KL exactly the reinterpreted ones.
     return jnp.sum(per_coordinate, axis=tuple(range(-n, 0))) if n else per_coordinate
+
+
+def _as_mvn_diag(d: Independent, other) -> MultivariateNormalDiag:
+    """Independent(Normal, 1) is MultivariateNormalDiag under another name."""
+    if isinstance(d.base, Normal) and d.reinterpreted_batch_ndims == 1:
+        return MultivariateNormalDiag(d.base.loc, d.base.scale)
+    raise NoAnalyticKL(
+        f"no closed-form KL between Independent({type(d.base).__name__}, "
+        f"{d.reinterpreted_batch_ndims}) and {type(other).__name__}: only "
+        "Independent(Normal, 1) is a MultivariateNormalDiag. Use jaxkl.mc_kl."
+    )
+
+
+@register_kl(Independent, MultivariateNormalDiag)
+def _kl_independent_mvndiag(a: Independent, b: MultivariateNormalDiag):
+    """KL(Independent(Normal, 1) ‖ MultivariateNormalDiag): the same law, its kernel."""
+    return kl(_as_mvn_diag(a, b), b)
+
+
+@register_kl(MultivariateNormalDiag, Independent)
+def _kl_mvndiag_independent(a: MultivariateNormalDiag, b: Independent):
+    """KL(MultivariateNormalDiag ‖ Independent(Normal, 1)): the same law, its kernel."""
+    return kl(a, _as_mvn_diag(b, a))

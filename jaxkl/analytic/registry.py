@@ -16,11 +16,18 @@ class NoAnalyticKL(NotImplementedError):
     """No closed-form KL is registered for this pair of distribution types."""
 
 
-def register_kl(type_a: type, type_b: type):
+def register_kl(type_a: type, type_b: type, *, override: bool = False):
     """Register ``fn(a, b) -> KL(a‖b)`` for ``a: type_a``, ``b: type_b``.
 
     When several registered pairs match, the most specific wins: the pair whose types are
     closest to the arguments' own types along their method-resolution orders.
+
+    A pair that is already registered (jaxkl's own included) is refused, so a second
+    registration cannot silently replace a tested kernel; pass ``override=True`` to
+    replace it on purpose.
+
+    Raises:
+      ValueError: the pair is registered and ``override`` is False.
 
     Example:
       >>> import jaxkl
@@ -32,6 +39,13 @@ def register_kl(type_a: type, type_b: type):
     """
 
     def decorator(fn: Callable) -> Callable:
+        existing = _REGISTRY.get((type_a, type_b))
+        if existing is not None and not override:
+            raise ValueError(
+                f"register_kl: KL({type_a.__name__} ‖ {type_b.__name__}) is already "
+                f"registered ({existing.__module__}.{existing.__qualname__}); pass "
+                "override=True to replace it"
+            )
         _REGISTRY[(type_a, type_b)] = fn
         _dispatch.cache_clear()
         return fn
@@ -77,28 +91,43 @@ def _missing_message(a, b) -> str:
     )
 
 
+def _as_jaxkl_pair(a, b):
+    """numpyro, distrax and TFP distributions of known families become jaxkl's."""
+    from jaxkl.convert import UnsupportedDistribution, as_jaxkl, qualified_name
+
+    try:
+        return as_jaxkl(a), as_jaxkl(b)
+    except UnsupportedDistribution as err:
+        raise NoAnalyticKL(
+            f"no closed-form KL for KL({qualified_name(a)} ‖ {qualified_name(b)}): {err}"
+        ) from None
+
+
 def kl(a, b):
     """Closed-form KL(a‖b) = E_a[log a(x) − log b(x)].
 
     Args:
-      a: a jaxkl distribution with batch shape ``A``.
-      b: a jaxkl distribution with batch shape ``B`` and the same event shape.
+      a: a distribution with batch shape ``A``: jaxkl's, or numpyro's, distrax's or
+        TFP-on-JAX's of a family jaxkl knows (converted by :mod:`jaxkl.convert`).
+      b: a distribution with batch shape ``B`` and the same event shape.
 
     Returns:
       Array of shape ``broadcast(A, B)``. ``+inf`` where a's support is not contained in
       b's (for example KL(Normal ‖ Exponential)).
 
     Raises:
-      NoAnalyticKL: no closed form is registered for the pair; the message lists the
-        registered pairs for either type and points to ``jaxkl.mc_kl``.
-      TypeError: a or b is not a jaxkl distribution (and no pair is registered for its
-        type).
+      NoAnalyticKL: no closed form is registered for the pair, or a foreign family has no
+        converter; the message lists the registered pairs for either type (or the
+        converters, with module-qualified type names) and points to ``jaxkl.mc_kl``.
+      TypeError: a or b is not a jaxkl distribution nor a convertible foreign one (and
+        no pair is registered for its type).
 
     Example:
       >>> import jaxkl
       >>> float(jaxkl.kl(jaxkl.Normal(0.0, 1.0), jaxkl.Normal(1.0, 1.0)))
       0.5
     """
+    a, b = _as_jaxkl_pair(a, b)
     fn = _dispatch(type(a), type(b))
     if fn is None:
         not_distributions = [

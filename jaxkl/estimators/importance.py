@@ -13,6 +13,7 @@ from jax.scipy.special import logsumexp
 from jaxkl._checks import is_concrete, require_values
 from jaxkl._keys import as_key
 from jaxkl.analytic.registry import NoAnalyticKL, kl
+from jaxkl.convert import as_sampleable
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.psis import pareto_khat, psis_smooth
@@ -176,6 +177,8 @@ def importance_kl(
             f"the count as a 32-bit integer in JAX's default mode); got {n}. Average "
             "estimates over batches of draws instead."
         )
+    # numpyro/distrax/TFP objects: converted, or wrapped with their own sample/log_prob.
+    q, p, proposal = as_sampleable(q), as_sampleable(p), as_sampleable(proposal)
     _require_distribution("q", q)
     _require_distribution("proposal", proposal)
     p_is_dist = isinstance(p, Distribution)

@@ -20,6 +20,7 @@ import numpy as np
 from jaxkl._checks import is_concrete
 from jaxkl._keys import as_key
 from jaxkl.analytic.ratio_moments import log_ratio_moment
+from jaxkl.convert import as_sampleable
 from jaxkl.distributions import Bernoulli, Categorical, Independent, Mixture
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, Estimate, mean_with_stderr
@@ -414,6 +415,9 @@ def mc_kl(
             f"the count as a 32-bit integer in JAX's default mode); got {num_samples}. Average "
             "estimates over batches of draws instead."
         )
+    # numpyro/distrax/TFP objects: converted, or wrapped with their own sample/log_prob
+    # (before the callable check: numpyro's distributions are callable).
+    q, p = as_sampleable(q), as_sampleable(p)
     if not isinstance(q, Distribution):
         raise TypeError(f"mc_kl: q must be a jaxkl distribution; got {type(q).__name__}")
     gradient = resolve_gradient(gradient, q, num_samples)

@@ -23,6 +23,7 @@ from jax.scipy.special import logsumexp
 from jaxkl._checks import require_values
 from jaxkl._keys import as_key
 from jaxkl._shapes import broadcast_named
+from jaxkl.convert import as_sampleable
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import Estimate, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.monte_carlo import kl_from_log_probs, mc_kl
@@ -163,6 +164,7 @@ def forward_kl(q: Distribution, x, log_p=None) -> Estimate:
       >>> abs(float(est.value) - float(jaxkl.kl(p, q))) < 5 * float(est.stderr)
       True
     """
+    q, log_p = as_sampleable(q), as_sampleable(log_p)  # numpyro/distrax/TFP objects
     if not isinstance(q, Distribution):
         raise TypeError(f"forward_kl: q must be a jaxkl distribution; got {type(q).__name__}")
     x = jax.lax.stop_gradient(jnp.asarray(x))
@@ -231,6 +233,7 @@ def forward_kl_snis(
       Bornschein & Bengio (2015). Reweighted wake-sleep. ICLR.
     """
     _check_num_samples("forward_kl_snis", num_samples, minimum=2)
+    q, log_p, proposal = as_sampleable(q), as_sampleable(log_p), as_sampleable(proposal)
     if not isinstance(q, Distribution):
         raise TypeError(f"forward_kl_snis: q must be a jaxkl distribution; got {type(q).__name__}")
     log_p_fn = _log_density(log_p, "forward_kl_snis")
@@ -289,6 +292,7 @@ def sampled_kl_penalty(
       True
     """
     _check_num_samples("sampled_kl_penalty", num_samples)
+    q, p = as_sampleable(q), as_sampleable(p)  # numpyro/distrax/TFP objects
     if not isinstance(q, Distribution):
         raise TypeError(
             f"sampled_kl_penalty: q must be a jaxkl distribution; got {type(q).__name__}"

@@ -40,6 +40,7 @@ from jaxkl.study.results import (
     git_revision,
     to_jsonable,
 )
+from jaxkl.study.sharded import sharded_map
 
 __all__ = [
     "CellStore",
@@ -68,5 +69,6 @@ __all__ = [
     "require_config",
     "resolve_config",
     "save_figure",
+    "sharded_map",
     "to_jsonable",
 ]

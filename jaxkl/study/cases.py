@@ -25,6 +25,7 @@ from jaxkl.distributions import (
     Normal,
 )
 from jaxkl.study.config import ConfigError
+from jaxkl.study.expectations import float64_copy, quadrature_mean
 
 __all__ = ["FAMILIES", "Case", "build_case", "quadrature_kl"]
 
@@ -165,21 +166,16 @@ def quadrature_kl(
       >>> round(quadrature_kl(Normal(0.0, 1.0), Normal(1.0, 1.0)), 10)
       0.5
     """
-    if num_points % 2 == 0:
-        raise ValueError("num_points must be odd for Simpson's rule")
     if q.event_shape or q.batch_shape or p.event_shape or p.batch_shape:
         raise ValueError("quadrature_kl needs scalar 1-D distributions")
     with jax.enable_x64(True):
-        q64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), q)
-        p64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), p)
-        center, sd = float(q64.mean()), float(jnp.sqrt(q64.variance()))
-        x = jnp.linspace(center - width * sd, center + width * sd, num_points)
-        lq, lp = q64.log_prob(x), p64.log_prob(x)
-        integrand = jnp.where(jnp.isneginf(lq), 0.0, jnp.exp(lq) * (lq - lp))
-        h = float(x[1] - x[0])
-        weights = np.ones(num_points)
-        weights[1:-1:2], weights[2:-1:2] = 4.0, 2.0
-        return float(h / 3.0 * jnp.sum(jnp.asarray(weights) * integrand))
+        p64 = float64_copy(p)
+
+    def log_ratio(x, log_q):
+        with jax.enable_x64(True):
+            return log_q - p64.log_prob(x)
+
+    return quadrature_mean(q, log_ratio, num_points=num_points, width=width)
 
 
 def build_case(name: str, spec: Mapping[str, Any]) -> Case:

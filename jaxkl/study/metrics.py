@@ -1,4 +1,9 @@
-"""Across-replicate statistics of an estimator at each sample size, and log-log slopes."""
+"""Across-replicate statistics of an estimator at each sample size, from its own verdicts.
+
+Every statistic is read off the :class:`jaxkl.Estimate` the public estimator returned for
+each replicate: its interval is ``est.ci(0.95)`` (Student-t with the estimator's own
+``dof``), its verdict ``est.reliable``, its tail diagnostic ``est.pareto_k``.
+"""
 
 from __future__ import annotations
 
@@ -7,133 +12,109 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["loglog_slope", "per_n_metrics", "t_quantile_975"]
+from jaxkl.estimators.estimate import Estimate, t_quantile
+from jaxkl.study.bootstrap import LEVEL, bootstrap_mse
 
-# Two-sided 95% Student-t quantiles for 1..30 degrees of freedom (1.96 beyond).
-_T975 = (
-    12.706,
-    4.303,
-    3.182,
-    2.776,
-    2.571,
-    2.447,
-    2.365,
-    2.306,
-    2.262,
-    2.228,
-    2.201,
-    2.179,
-    2.160,
-    2.145,
-    2.131,
-    2.120,
-    2.110,
-    2.101,
-    2.093,
-    2.086,
-    2.080,
-    2.074,
-    2.069,
-    2.064,
-    2.060,
-    2.056,
-    2.052,
-    2.048,
-    2.045,
-    2.042,
-)
+__all__ = ["per_n_metrics", "share"]
 
 
-def t_quantile_975(df: int) -> float:
-    """0.975 quantile of Student's t with ``df`` degrees of freedom (normal beyond 30)."""
-    if df < 1:
-        return math.inf
-    return _T975[df - 1] if df <= len(_T975) else 1.96
+def share(hits: np.ndarray) -> tuple[float, float, int]:
+    """(share of True, its binomial standard error √(s(1 − s)/m), m); NaN when m = 0."""
+    hits = np.asarray(hits, bool)
+    m = int(hits.size)
+    if m == 0:
+        return math.nan, math.nan, 0
+    s = float(hits.mean())
+    return s, math.sqrt(s * (1.0 - s) / m), m
 
 
 def per_n_metrics(
-    values: np.ndarray,
-    stderrs: np.ndarray,
+    estimates: Sequence[Estimate],
     truth: float,
-    sizes: Sequence[int],
-    extras: dict[str, np.ndarray] | None = None,
+    counts: np.ndarray,
+    level: float = LEVEL,
 ) -> list[dict]:
-    """Bias, variance, MSE and coverage across replicates at each sample size.
+    """Bias, variance, MSE, coverage and reliability across replicates at each sample size.
 
     Args:
-      values: ``[R, J]`` estimates of R replicates at J sample sizes.
-      stderrs: ``[R, J]`` the standard error each estimate reported.
+      estimates: one :class:`Estimate` per sample size, each field ``[R]`` over replicates
+        (``num_samples`` is N, ``dof`` the estimator's own).
       truth: the true KL.
-      sizes: the J sample sizes.
-      extras: optional ``name -> [R, J]`` diagnostics averaged as ``mean_<name>``.
+      counts: ``[B, R]`` bootstrap resample counts, for the MSE interval.
+      level: the interval level (0.95).
 
     Returns:
-      One dict per sample size: n, mean, bias, se_bias (sd/√R), variance (ddof 1), mse
-      (mean squared error about the truth), rel_rmse (√mse/|truth|), coverage (share of
-      replicates with |value − truth| ≤ 1.96·stderr, among those with a finite stderr;
-      NaN if none), finite (share of finite estimates) and ``mean_<extra>``.
+      One dict per sample size:
+
+      * n, dof, t (the Student-t quantile the interval uses);
+      * mean, bias, se_bias (sd/√R), bias_z (bias/se_bias), variance (ddof 1), finite
+        (share of finite values; mean/variance are over those);
+      * mse about the truth and its bootstrap interval mse_lo, mse_hi (inf when any value
+        is not finite), rel_rmse;
+      * coverage, coverage_se, coverage_m: share of replicates whose ``ci(level)`` holds the
+        truth, among those with a finite interval (an infinite interval — stderr = inf,
+        e.g. N = 1 — says nothing and is not counted);
+      * coverage_mean, coverage_mean_se: the same for the estimator's own mean at this N
+        (the across-replicate mean): whether the stderr describes the spread, whatever
+        the bias;
+      * reliable, reliable_se: share of replicates with ``est.reliable``;
+      * coverage_reliable, coverage_reliable_se, coverage_reliable_m: coverage among the
+        reliable replicates;
+      * median_pareto_k: median of ``est.pareto_k`` (NaN where the estimator reports none);
+      * mean_ess: mean Kish ESS (importance sampling only).
     """
-    values = np.asarray(values, np.float64)
-    stderrs = np.asarray(stderrs, np.float64)
-    r = values.shape[0]
+    values = np.stack([np.asarray(e.value, np.float64) for e in estimates], axis=1)
+    mse_lo, mse_hi = bootstrap_mse(values, counts, truth, level)
     rows = []
-    for j, n in enumerate(sizes):
-        v, s = values[:, j], stderrs[:, j]
+    for j, est in enumerate(estimates):
+        v = values[:, j]
+        low, high = (np.asarray(a, np.float64) for a in est.ci(level))
+        reliable = np.asarray(est.reliable, bool)
         finite = np.isfinite(v)
         vf = v[finite]
-        mean = vf.mean() if vf.size else math.nan
-        var = vf.var(ddof=1) if vf.size > 1 else math.nan
-        mse = np.mean(np.square(vf - truth)) if vf.size else math.nan
-        has_se = finite & np.isfinite(s)
-        coverage = (
-            float(np.mean(np.abs(v[has_se] - truth) <= 1.96 * s[has_se]))
-            if has_se.any()
-            else math.nan
-        )
+        mean = float(vf.mean()) if vf.size else math.nan
+        var = float(vf.var(ddof=1)) if vf.size > 1 else math.nan
+        se_bias = math.sqrt(var / vf.size) if vf.size > 1 else math.nan
+        mse = float(np.mean(np.square(v - truth))) if finite.all() else math.inf
+        bounded = finite & np.isfinite(low) & np.isfinite(high)
+        covered = (low <= truth) & (truth <= high)
+        cov, cov_se, cov_m = share(covered[bounded])
+        cov_mean, cov_mean_se, _ = share(((low <= mean) & (mean <= high))[bounded])
+        rel, rel_se, _ = share(reliable)
+        cov_r, cov_r_se, cov_r_m = share(covered[reliable & bounded])
+        k = np.asarray(est.pareto_k, np.float64)
+        k = k[~np.isnan(k)]
         row = {
-            "n": int(n),
+            "n": int(est.num_samples),
+            "dof": int(est.dof),
+            "t": t_quantile(0.5 + level / 2.0, est.dof),
             "mean": mean,
             "bias": mean - truth,
-            "se_bias": math.sqrt(var / vf.size) if vf.size > 1 else math.nan,
+            "se_bias": se_bias,
+            "bias_z": (mean - truth) / se_bias if se_bias and se_bias > 0 else math.nan,
             "variance": var,
+            "finite": float(finite.mean()),
             "mse": mse,
+            "mse_lo": float(mse_lo[j]),
+            "mse_hi": float(mse_hi[j]),
             "rel_rmse": math.sqrt(mse) / abs(truth) if truth != 0 else math.nan,
-            "coverage": coverage,
-            "finite": float(finite.mean()) if r else math.nan,
+            "coverage": cov,
+            "coverage_se": cov_se,
+            "coverage_m": cov_m,
+            "coverage_mean": cov_mean,
+            "coverage_mean_se": cov_mean_se,
+            "reliable": rel,
+            "reliable_se": rel_se,
+            "coverage_reliable": cov_r,
+            "coverage_reliable_se": cov_r_se,
+            "coverage_reliable_m": cov_r_m,
+            "median_pareto_k": float(np.median(k)) if k.size else math.nan,
         }
-        for name, arr in (extras or {}).items():
-            col = np.asarray(arr, np.float64)[:, j]
-            col = col[np.isfinite(col)]
-            row[f"mean_{name}"] = float(col.mean()) if col.size else math.nan
+        ess = getattr(est, "ess", None)
+        if ess is not None:
+            e = np.asarray(ess, np.float64)
+            row["mean_ess"] = (
+                float(np.mean(e[np.isfinite(e)])) if np.isfinite(e).any() else math.nan
+            )
         rows.append(row)
     return rows
-
-
-def loglog_slope(n: Sequence[float], y: Sequence[float], *, min_n: float = 1) -> dict:
-    """Least-squares slope of log y against log n, with a 95% confidence interval.
-
-    Points with n < ``min_n`` or a non-finite or non-positive y are left out.
-
-    Returns:
-      ``{"slope", "lo", "hi", "points"}``; NaNs when fewer than 3 points remain.
-
-    Example:
-      >>> loglog_slope([1, 10, 100], [1.0, 0.1, 0.01])["slope"]
-      -1.0
-    """
-    n, y = np.asarray(n, np.float64), np.asarray(y, np.float64)
-    keep = (n >= min_n) & np.isfinite(y) & (y > 0)
-    x, z = np.log(n[keep]), np.log(y[keep])
-    if x.size < 3:
-        return {"slope": math.nan, "lo": math.nan, "hi": math.nan, "points": int(x.size)}
-    xc = x - x.mean()
-    slope = float(np.sum(xc * (z - z.mean())) / np.sum(xc * xc))
-    resid = z - z.mean() - slope * xc
-    se = math.sqrt(float(np.sum(resid * resid)) / (x.size - 2) / float(np.sum(xc * xc)))
-    half = t_quantile_975(x.size - 2) * se
-    return {
-        "slope": round(slope, 12),
-        "lo": slope - half,
-        "hi": slope + half,
-        "points": int(x.size),
-    }

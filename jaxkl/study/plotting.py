@@ -22,7 +22,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from jaxkl.study.results import atomic_write_bytes
+from jaxkl.study.atomic import atomic_write_bytes
 
 __all__ = ["figure_png", "new_figure", "save_figure"]
 

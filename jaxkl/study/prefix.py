@@ -19,19 +19,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl._checks import check_sizes
+
 __all__ = ["check_sizes", "prefix_mean_stderr", "prefix_self_normalized"]
 
 _SHIFT_SAMPLES = 64
-
-
-def check_sizes(sizes: Sequence[int], n_max: int | None = None) -> np.ndarray:
-    """The grid as an int array; strictly increasing, ≥ 1 and ≤ ``n_max``."""
-    arr = np.asarray([int(s) for s in sizes])
-    if arr.size == 0 or arr[0] < 1 or np.any(np.diff(arr) <= 0):
-        raise ValueError(f"sample sizes must be strictly increasing and >= 1; got {list(arr)}")
-    if n_max is not None and arr[-1] > n_max:
-        raise ValueError(f"largest sample size {arr[-1]} exceeds the {n_max} samples given")
-    return arr
 
 
 def prefix_mean_stderr(terms: jax.Array, sizes: Sequence[int]) -> tuple[jax.Array, jax.Array]:

@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as _dt
 import hashlib
@@ -33,7 +32,6 @@ import platform
 import re
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -42,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from jaxkl.study.atomic import atomic_write_bytes
 from jaxkl.study.config import dumps_toml, flatten
 
 __all__ = [
@@ -58,61 +57,6 @@ __all__ = [
     "git_revision",
     "to_jsonable",
 ]
-
-
-def _current_umask() -> int:
-    # os.umask can only be read by setting it; done once at import, before any threads.
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_FILE_MODE = 0o666 & ~_current_umask()
-
-
-# --------------------------------------------------------------------------- atomic files
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: temp file in the same folder, fsync, rename.
-
-    The parent folder is created if needed. On any failure the temporary file is removed
-    and ``path`` is left as it was.
-
-    Returns:
-      ``path`` as a ``Path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        # mkstemp creates 0600; give the file the mode an ordinary open() would have.
-        os.chmod(tmp, _FILE_MODE)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    # Makes the rename itself durable on POSIX; not possible (or needed) everywhere.
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -285,3 +285,54 @@ def test_grad_is_finite_and_zero_at_identical_arguments():
     s = np.exp(rng.normal(size=3))
     gd = jax.grad(lambda s_: jaxkl.kl(Diag(loc, s_), Diag(loc, s)))(jnp.asarray(s, jnp.float32))
     assert np.all(np.asarray(gd) == 0.0)
+
+
+def _residual_kl_50_digits(dm: float, t: float, log_sp: float) -> float:
+    """½Δμ²e^{−2ℓ_p} + ½(e^{2t} − 1 − 2t) in 50-digit decimal arithmetic (the oracle)."""
+    with decimal.localcontext() as ctx:
+        ctx.prec = 50
+        d = decimal.Decimal
+        dm, t, lp = d(dm), d(t), d(log_sp)
+        value = d("0.5") * dm * dm * (-2 * lp).exp() + d("0.5") * ((2 * t).exp() - 1 - 2 * t)
+        return float(value)
+
+
+@pytest.mark.parametrize("sign", [1.0, -1.0])
+def test_residual_normal_from_log_scales_float32_against_50_digits(sign):
+    # log Δσ from 1e-8 to 10 (and its negative), Δμ from 0 to 3, log σ_p in −2 … 2.
+    ts = sign * np.logspace(-8, 1, 37)
+    worst = 0.0
+    for dm in (0.0, 1e-4, 0.3, 3.0):
+        for log_sp in (-2.0, 0.0, 2.0):
+            x32 = np.float32
+            got = np.asarray(
+                jaxkl.analytic.residual_normal(
+                    x32(dm), log_delta_scale=ts.astype(np.float32), log_scale_p=x32(log_sp)
+                ),
+                np.float64,
+            )
+            # The oracle takes the float32-rounded inputs: the kernel's error, not the rounding's.
+            exact = np.array(
+                [
+                    _residual_kl_50_digits(float(x32(dm)), float(x32(t)), float(x32(log_sp)))
+                    for t in ts
+                ]
+            )
+            worst = max(worst, float(np.max(np.abs(got - exact) / exact)))
+    assert worst <= 1e-5, worst
+
+
+def test_residual_normal_log_form_beats_exponentiating_first():
+    t, dm = np.float32(1e-6), np.float32(0.0)
+    exact = _residual_kl_50_digits(float(dm), float(t), 0.0)
+    via_log = float(jaxkl.analytic.residual_normal(dm, log_delta_scale=t, log_scale_p=0.0))
+    via_exp = float(jaxkl.analytic.residual_normal(dm, jnp.exp(t), 1.0))
+    assert abs(via_log - exact) / exact < 1e-6
+    assert abs(via_exp - exact) / exact > 1e-2  # exp(t) rounds: the 9 % of the issue
+
+
+def test_residual_normal_needs_exactly_one_of_each_scale():
+    with pytest.raises(ValueError, match="exactly one of delta_scale and log_delta_scale"):
+        jaxkl.analytic.residual_normal(0.0, 1.0, 1.0, log_delta_scale=0.0)
+    with pytest.raises(ValueError, match="exactly one of scale_p and log_scale_p"):
+        jaxkl.analytic.residual_normal(0.0, 1.0)

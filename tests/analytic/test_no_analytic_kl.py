@@ -46,3 +46,27 @@ def test_mixture_kl_raises_with_helpful_message(make_a, make_b):
     # Also catchable as the standard exception.
     with pytest.raises(NotImplementedError):
         jaxkl.kl(a, b)
+
+
+def test_register_kl_refuses_to_replace_a_pair_unless_told():
+    from jaxkl.analytic import registry
+
+    before = dict(registry._REGISTRY)
+    try:
+        with pytest.raises(ValueError, match=r"KL\(Normal ‖ Normal\) is already registered"):
+
+            @jaxkl.register_kl(jaxkl.Normal, jaxkl.Normal)
+            def _wrong(a, b):
+                return 42.0
+
+        assert float(jaxkl.kl(jaxkl.Normal(0.0, 1.0), jaxkl.Normal(1.0, 1.0))) == 0.5
+
+        @jaxkl.register_kl(jaxkl.Normal, jaxkl.Normal, override=True)
+        def _on_purpose(a, b):
+            return 42.0
+
+        assert float(jaxkl.kl(jaxkl.Normal(0.0, 1.0), jaxkl.Normal(1.0, 1.0))) == 42.0
+    finally:
+        registry._REGISTRY.clear()
+        registry._REGISTRY.update(before)
+        registry._dispatch.cache_clear()
