@@ -593,3 +593,14 @@ def test_uniform_kl_with_widths_far_apart_or_beyond_float32(a, b):
     ref = math.log((float(hi_b) - float(lo_b)) / (float(hi_a) - float(lo_a)))
     out = jaxkl.kl(jaxkl.Uniform(lo_a, hi_a), jaxkl.Uniform(lo_b, hi_b))
     np.testing.assert_allclose(float(out), ref, rtol=2e-6)
+
+
+def test_zero_dimensional_log_probs_name_the_missing_sample_axis():
+    with _raises(ValueError, "kl_from_log_probs: log_q and log_p must have a sample axis"):
+        jaxkl.kl_from_log_probs(jnp.array(0.0), jnp.array(1.0))
+
+
+def test_mean_with_stderr_axis_out_of_range_is_a_value_error():
+    # Was an IndexError from inside numpy.
+    with _raises(ValueError, r"mean_with_stderr: axis 3 out of range for samples of shape \(5,\)"):
+        jaxkl.mean_with_stderr(jnp.zeros(5), axis=3)
