@@ -1,24 +1,43 @@
 """Value checks on parameters: a ``ValueError`` when concrete, checkify under ``checked``.
 
-Constructors call :func:`require` for each constraint. When the condition is concrete
-(eager code) a violation raises ``ValueError`` at once. When it is traced (inside ``jit``,
-``vmap`` or ``grad``) nothing can be raised at trace time; inside :func:`checked` the
-condition becomes a ``checkify.check`` whose failure is raised after the computation.
+Constructors check each parameter against a :class:`Constraint` with :func:`require_values`
+(or a free-form condition with :func:`require`). When the condition is concrete (eager
+code) a violation raises ``ValueError`` at once, naming the parameter and showing the
+offending entries with their indices (the first few of a batch). When it is traced (inside
+``jit``, ``vmap`` or ``grad``) nothing can be raised at trace time; inside :func:`checked`
+the condition becomes a ``checkify.check`` whose failure is raised after the computation,
+with the first offending entry and the count; in plain ``jit`` it is not checked.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import checkify
 
-__all__ = ["check_sizes", "checked", "is_concrete", "require"]
+__all__ = [
+    "FINITE",
+    "NOT_NAN",
+    "NOT_NAN_OR_POS_INF",
+    "POSITIVE_FINITE",
+    "Constraint",
+    "check_sizes",
+    "checked",
+    "describe_offending",
+    "is_concrete",
+    "require",
+    "require_values",
+]
+
+# How many offending entries an error message lists before it only counts the rest.
+SHOWN_VALUES = 5
 
 _CHECKIFY_ACTIVE = contextvars.ContextVar("jaxkl_checkify_active", default=False)
 
@@ -40,6 +59,119 @@ def require(ok, message: str) -> None:
             raise ValueError(message)
     elif _CHECKIFY_ACTIVE.get():
         checkify.check(ok, message)
+
+
+@dataclasses.dataclass(frozen=True)
+class Constraint:
+    """An elementwise constraint on a parameter: ``holds(x)`` -> bool array, and its rule.
+
+    ``rule`` completes the sentence "<parameter> must ...", e.g. "be > 0 and finite".
+    """
+
+    rule: str
+    holds: Callable[[jax.Array], jax.Array]
+
+
+FINITE = Constraint("be finite (not NaN or ±inf)", jnp.isfinite)
+POSITIVE_FINITE = Constraint(
+    "be > 0 and finite (not NaN or ±inf)", lambda x: (x > 0) & jnp.isfinite(x)
+)
+NOT_NAN = Constraint("not be NaN (±inf allowed)", lambda x: ~jnp.isnan(x))
+NOT_NAN_OR_POS_INF = Constraint(
+    "not be NaN or +inf (-inf allowed)", lambda x: ~jnp.isnan(x) & (x < jnp.inf)
+)
+
+
+def _format_entry(v) -> str:
+    # numpy prints the shortest string that round-trips in the value's own dtype.
+    v = np.asarray(v)[()]
+    text = str(v)
+    if jnp.issubdtype(v.dtype, jnp.floating) and 0 < abs(v) < jnp.finfo(v.dtype).tiny:
+        # XLA on CPU flushes subnormals to zero, so "1e-45 must be > 0" needs this.
+        text += " (subnormal: computed as 0)"
+    return text
+
+
+def describe_offending(name: str, value, ok, also=None) -> str:
+    """'scale = -1.0', or 'scale[1] = -2.0, scale[3] = 0.0 (2 of 4 entries)' for a batch.
+
+    Lists at most ``SHOWN_VALUES`` entries of ``value`` where ``ok`` is false (row-major
+    order), each with its index, then how many entries fail in all. ``also`` (name ->
+    array of ``value``'s shape) adds the entries of related parameters at the same index,
+    e.g. 'high[1] = 0.0 (low[1] = 2.0)'.
+    """
+    value = np.asarray(value)
+    also = {k: np.broadcast_to(np.asarray(v), value.shape) for k, v in (also or {}).items()}
+    bad = ~np.broadcast_to(np.asarray(ok, bool), value.shape)
+
+    def entry(idx):
+        at = f"[{', '.join(str(int(i)) for i in idx)}]" if idx else ""
+        shown = f"{name}{at} = {_format_entry(value[idx])}"
+        if also:
+            shown += (
+                " ("
+                + ", ".join(f"{k}{at} = {_format_entry(v[idx])}" for k, v in also.items())
+                + ")"
+            )
+        return shown
+
+    if value.ndim == 0:
+        return entry(())
+    where = np.argwhere(bad)
+    shown = [entry(tuple(idx)) for idx in where[:SHOWN_VALUES]]
+    more = ", …" if len(where) > SHOWN_VALUES else ""
+    return f"{', '.join(shown)}{more} ({len(where)} of {value.size} entries)"
+
+
+def require_values(
+    where: str, name: str, value, ok=None, *, constraint=None, rule=None, also=None
+) -> None:
+    """Require ``ok`` (elementwise over ``value``); the error names and shows the failures.
+
+    Either pass ``constraint`` (``ok`` and ``rule`` are then taken from it) or both ``ok``
+    (a bool array broadcastable to ``value``'s shape) and ``rule``. The message reads
+    "``where``: ``name`` must ``rule``; got ``name``[i, j] = v, …": for example
+    ``Normal: scale must be > 0 and finite (not NaN or ±inf); got scale[1] = -2.0
+    (1 of 3 entries)``. ``also`` (name -> array) shows related parameters at the same
+    indices.
+
+    Raises:
+      ValueError: at once when ``ok`` is concrete and false anywhere; under
+        :func:`checked` after the computation (with the first failing entry and the
+        count); nothing in plain ``jit``.
+    """
+    if constraint is not None:
+        ok, rule = constraint.holds(value), constraint.rule
+    message = f"{where}: {name} must {rule}"
+    all_ok = jnp.all(jnp.asarray(ok))
+    also = also or {}
+    if is_concrete(value, all_ok, *also.values()):
+        if not bool(all_ok):
+            raise ValueError(f"{message}; got {describe_offending(name, value, ok, also)}")
+        return
+    if not _CHECKIFY_ACTIVE.get():
+        return
+    value = jnp.asarray(value)
+    ok = jnp.broadcast_to(jnp.asarray(ok, bool), value.shape)
+    also = {k: jnp.broadcast_to(jnp.asarray(v), value.shape).ravel() for k, v in also.items()}
+    # Literal braces in the message would be read as format fields by checkify.
+    message = message.replace("{", "{{").replace("}", "}}")
+    first = jnp.argmin(ok.ravel())  # the first False in row-major order
+    index = jnp.unravel_index(first, value.shape)
+    at = "[" + ", ".join(f"{{i{k}}}" for k in range(value.ndim)) + "]" if value.ndim else ""
+    shown = f"{name}{at} = {{value}}"
+    if also:
+        shown += " (" + ", ".join(f"{k}{at} = {{also_{k}}}" for k in also) + ")"
+    if value.ndim:
+        shown += f" ({{count}} of {value.size} entries)"
+    checkify.check(
+        all_ok,
+        f"{message}; got {shown}",
+        value=value.ravel()[first],
+        count=jnp.sum(~ok),
+        **{f"i{k}": i for k, i in enumerate(index)},
+        **{f"also_{k}": v[first] for k, v in also.items()},
+    )
 
 
 @contextlib.contextmanager
@@ -71,7 +203,7 @@ def checked(fn):
       >>> f = jaxkl.checked(lambda s: jaxkl.kl(jaxkl.Normal(0.0, s), jaxkl.Normal(0.0, 1.0)))
       >>> float(f(2.0))  # doctest: +ELLIPSIS
       0.8068...
-      >>> f(-1.0)  # raises ValueError: Normal: scale must be > 0
+      >>> f(-1.0)  # raises ValueError: Normal: scale must be > 0 ...; got scale = -1.0
       Traceback (most recent call last):
       ...
       ValueError: ...

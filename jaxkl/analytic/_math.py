@@ -20,7 +20,7 @@ __all__ = [
 
 @jax.custom_jvp
 def div(x, y):
-    """x / y, whose derivative never forms y² (x, y of one shape and dtype).
+    """x / y, whose derivative never forms y² (x, y of one dtype; shapes broadcast).
 
     Autodiff of ``x / y`` differentiates through y⁻², which leaves float32 for |y| ≳ 2e19
     (it rounds to 0, so gradients of KL in a scale lose their sign) and for |y| ≲ 5e-20
@@ -29,28 +29,44 @@ def div(x, y):
     tangent multiplies by 1/y rather than dividing by y: under ``jit`` XLA rewrites
     (a / y) / y as a / (y·y), which would bring y² back into reverse mode (q / y).
     """
+    x, y = jnp.broadcast_arrays(x, y)
     return x / y
 
 
 @div.defjvp
 def _div_jvp(primals, tangents):
-    x, y = primals
-    dx, dy = tangents
+    x, y = jnp.broadcast_arrays(*primals)
+    dx, dy = jnp.broadcast_arrays(*tangents)
     q = x / y
     return q, (dx - q * dy) * (1.0 / y)
 
 
+@jax.custom_jvp
 def log_ratio(a, b):
     """log(a / b) for positive a, b, accurate when a ≈ b as well as when far apart.
 
     Near 1 the ratio is formed as log1p((a − b) / b), where a − b is exact (Sterbenz), so
-    log(a/b) keeps full relative precision; elsewhere log(a) − log(b) avoids the ratio
-    overflowing or underflowing.
+    log(a/b) keeps full relative precision. Elsewhere it is the log of the rounded
+    quotient (absolute error ≈ one unit roundoff, where log(a) − log(b) would carry
+    2⁻²⁴·|log a| in float32: 1e-6 at a = 1e8), or log(a) − log(b) where the quotient
+    over- or underflows. The derivative is ȧ/a − ḃ/b, exact, with no squares to overflow.
     """
     a, b = jnp.broadcast_arrays(a, b)
     d = div(a - b, b)
     near = jnp.abs(d) < 0.5
-    return jnp.where(near, jnp.log1p(jnp.where(near, d, 0.0)), jnp.log(a) - jnp.log(b))
+    q = a / b
+    representable = (q >= jnp.finfo(q.dtype).tiny) & (q <= jnp.finfo(q.dtype).max)
+    far = jnp.where(
+        representable, jnp.log(jnp.where(representable, q, 1.0)), jnp.log(a) - jnp.log(b)
+    )
+    return jnp.where(near, jnp.log1p(jnp.where(near, d, 0.0)), far)
+
+
+@log_ratio.defjvp
+def _log_ratio_jvp(primals, tangents):
+    a, b = jnp.broadcast_arrays(*primals)
+    da, db = jnp.broadcast_arrays(*tangents)
+    return log_ratio(a, b), da / a - db / b
 
 
 # ζ(k) − 1 for k = 2, …, 30 (scipy.special.zetac): Taylor coefficients of log Γ(1 + x)

@@ -50,7 +50,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxkl._shapes import as_float, broadcast_named
+from jaxkl._shapes import as_float, broadcast_named, half_precision_in_float32
 from jaxkl.analytic._math import expm1_minus_x
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.bernoulli import Bernoulli
@@ -123,6 +123,7 @@ def _kl_from_log_probs(log_p, log_q, gap):
     return jnp.where(infinite, jnp.inf, on_support + off_support)
 
 
+@half_precision_in_float32
 def bernoulli(logits_a, logits_b):
     """KL(Bernoulli(σ(logits_a)) ‖ Bernoulli(σ(logits_b))).
 
@@ -364,9 +365,11 @@ def categorical(logits_a, logits_b):
 
     Args:
       logits_a, logits_b: ``[..., K]`` with the same K ≥ 1; batch dimensions broadcast.
-        Entries < +inf and not NaN; finite entries of magnitude below finfo.max / 2**40
-        (≈ 3e26 in float32); entries ≤ finfo.min count as −inf. Every row of ``logits_a``
-        needs a finite entry.
+        Entries < +inf and not NaN; entries ≤ finfo.min count as −inf. Every row of
+        ``logits_a`` needs a finite entry. Any finite logit is allowed: when some exceed
+        finfo.max / 2**40 (≈ 3e26 in float32) in magnitude, each row is first shifted by
+        its maximum (the KL is shift-invariant); a gap of more than finfo.max / 2 between
+        shifted logits, where a has mass, then gives +inf.
 
     Returns:
       ``[...]``, the broadcast batch shape.
@@ -398,9 +401,46 @@ def categorical(logits_a, logits_b):
     chunks = _chunks(num)
     # Rows (and their chunks) on one axis: XLA:CPU runs a 2-D row reduction fastest.
     a, b = (x.astype(work).reshape(-1, num // chunks) for x in (a, b))
+    a, b = _within_kernel_range(a, b, num)
     return _categorical_kl(a, b, chunks).reshape(batch).astype(dtype)
 
 
+@partial(jax.jit, static_argnums=(2,))  # one program per shape, not one per operation
+def _within_kernel_range(a, b, num: int):
+    """Rows shifted by their maximum when some finite logit exceeds the kernel's range.
+
+    The kernel needs finite logits of magnitude below finfo.max / 2**40 (its +inf flag
+    relies on gaps of finite logits staying below finfo.max / 2); the Categorical
+    distribution allows any finite logit. The KL does not change when a row is shifted,
+    so when any |logit| passes that bound (checked by one reduction; ``lax.cond`` keeps
+    the shift off the ordinary path) every row is shifted by its largest entry (without
+    gradient: the KL's derivative in the shift is 0). Entries then lie in [−finfo.max, 0];
+    a shift that overflows gives −inf, a probability that is 0 in this dtype anyway. A
+    category where a has mass and b's shifted logit lies more than finfo.max / 2 below
+    a's is then flagged +inf (the true KL exceeds p_k·finfo.max / 2 there).
+
+    ``a, b``: ``[N·C, L]`` (rows as C chunks of ``num // C``; the shift is per row of
+    ``num`` logits).
+    """
+    limit = float(jnp.finfo(a.dtype).max) * 2.0**-40
+
+    def magnitude(x):
+        return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0))
+
+    def shifted(a, b):
+        def by_row_max(x):
+            rows = x.reshape(-1, num)
+            top = jnp.max(rows, axis=-1, keepdims=True)
+            top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+            return (rows - top).reshape(x.shape)
+
+        return by_row_max(a), by_row_max(b)
+
+    huge = jnp.maximum(magnitude(a), magnitude(b)) >= limit
+    return jax.lax.cond(huge, shifted, lambda a, b: (a, b), a, b)
+
+
+@half_precision_in_float32
 def poisson(rate_a, rate_b):
     """KL(Poisson(rate_a) ‖ Poisson(rate_b)).
 
@@ -425,6 +465,7 @@ def poisson(rate_a, rate_b):
     return poisson_deviance(ra, rb)
 
 
+@half_precision_in_float32
 def bernoulli_poisson(logits_a, rate_b):
     """KL(Bernoulli(σ(logits_a)) ‖ Poisson(rate_b)).
 

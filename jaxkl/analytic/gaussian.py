@@ -289,7 +289,10 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
     )
     _event_size(where, **spec)
     loc_a, scale_tril_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b)
+    (loc_a, scale_tril_a, loc_b, scale_tril_b), dtype = widen_half(
+        loc_a, scale_tril_a, loc_b, scale_tril_b
+    )
+    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b).astype(dtype)
 
 
 @jax.jit
@@ -320,7 +323,10 @@ def _mvn_diag_tril(loc_a, scale_diag_a, loc_b, scale_tril_b):
     )
     _event_size(where, **spec)
     loc_a, scale_diag_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b)
+    (loc_a, scale_diag_a, loc_b, scale_tril_b), dtype = widen_half(
+        loc_a, scale_diag_a, loc_b, scale_tril_b
+    )
+    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b).astype(dtype)
 
 
 @jax.jit
@@ -343,13 +349,16 @@ def _mvn_tril_diag(loc_a, scale_tril_a, loc_b, scale_diag_b):
     )
     _event_size(where, **spec)
     loc_a, scale_tril_a, loc_b, scale_diag_b = _broadcast_batch(where, **spec)
-    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b)
+    (loc_a, scale_tril_a, loc_b, scale_diag_b), dtype = widen_half(
+        loc_a, scale_tril_a, loc_b, scale_diag_b
+    )
+    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b).astype(dtype)
 
 
 @jax.jit
 def _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b):
-    m = scale_tril_a / scale_diag_b[..., :, None]
-    y = (loc_b - loc_a) / scale_diag_b
+    m = div(scale_tril_a, scale_diag_b[..., :, None])
+    y = div(loc_b - loc_a, scale_diag_b)
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     return _whitened_kl(m, diag_a, scale_diag_b, y)
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import jax.numpy as jnp
 from jax.scipy.special import gammaln
 
-from jaxkl._shapes import as_float, broadcast_named
+from jaxkl._shapes import broadcast_named, half_precision_in_float32
 from jaxkl.analytic._math import (
     ZETA_MINUS_1,
     div,
@@ -27,19 +29,23 @@ EULER_GAMMA = 0.57721566490153286061
 _LGAMMA1P_COEFFS = tuple((-1) ** k * (1.0 + z) / k for k, z in enumerate(ZETA_MINUS_1, start=2))
 
 
-def _lgamma_plus_euler(t):
-    """q(r) = log Γ(r) + γ(r − 1) for r = e^t: convex, ≥ 0, and O((r − 1)²) at r = 1.
+def _lgamma_plus_euler(r, eps, t):
+    """q(r) = log Γ(r) + γ(r − 1): convex, ≥ 0, and O((r − 1)²) at r = 1.
 
-    Near r = 1 the two terms cancel to second order, so a power series in ε = r − 1 is
-    used there; elsewhere the direct form is accurate.
+    Takes r, ε = r − 1 and t = log r, each formed by the caller without going through the
+    others (an r rebuilt as exp(t) carries t's absolute error as a relative one, which
+    log Γ then multiplies by r·ψ(r)). Near r = 1 the two terms cancel to second order, so
+    a power series in ε is used there; below r = 1 log Γ(r) is taken as
+    log Γ(1 + r) − log r, which stays finite and exact where r itself underflows.
     """
-    eps = jnp.expm1(t)
     small = jnp.abs(eps) < series_radius(eps)
     series = horner_from_x2(_LGAMMA1P_COEFFS, jnp.where(small, eps, 0.0))
-    direct = gammaln(jnp.exp(t)) + EULER_GAMMA * eps
-    return jnp.where(small, series, direct)
+    below = r < 1.0
+    log_gamma_r = jnp.where(below, gammaln(1.0 + r) - t, gammaln(jnp.where(below, 1.0, r)))
+    return jnp.where(small, series, log_gamma_r + EULER_GAMMA * eps)
 
 
+@half_precision_in_float32
 def laplace(loc_a, scale_a, loc_b, scale_b):
     """KL(Laplace(loc_a, scale_a) ‖ Laplace(loc_b, scale_b)).
 
@@ -67,7 +73,6 @@ def laplace(loc_a, scale_a, loc_b, scale_b):
       M. Gil, F. Alajaji, T. Linder. Rényi divergence measures for commonly used
       univariate continuous distributions. Information Sciences 249 (2013).
     """
-    loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.laplace", loc_a=loc_a, scale_a=scale_a, loc_b=loc_b, scale_b=scale_b
     )
@@ -82,6 +87,7 @@ def laplace(loc_a, scale_a, loc_b, scale_b):
     return jnp.where(near, near_kl, far_kl)
 
 
+@half_precision_in_float32
 def gumbel(loc_a, scale_a, loc_b, scale_b):
     """KL(Gumbel(loc_a, scale_a) ‖ Gumbel(loc_b, scale_b)).
 
@@ -103,7 +109,11 @@ def gumbel(loc_a, scale_a, loc_b, scale_b):
 
     Returns:
       ``[...]``, the broadcast shape. Overflows to +inf once w ≳ 88 in float32 (μ_b − μ_a
-      ≫ β_b, or β_a ≳ 35 β_b): the true value then exceeds 1e38.
+      ≫ β_b, or β_a ≳ 35 β_b): the true value then exceeds 1e38. KL ≈ e^w inherits w's
+      absolute error as its relative error, so float32 is within
+      3·2⁻²⁴·(1 + |μ_b − μ_a|/β_b + (1 + r)ψ(1 + r)) relative, the size of the terms
+      summed into w (``tests/analytic/test_edge_precision.py``; 1e-4 at r ≈ 64 before r
+      was formed as β_a/β_b rather than exp(log r)).
 
     Example:
       >>> round(float(gumbel(0.0, 1.0, 1.0, 1.0)), 6)  # e - 2
@@ -113,28 +123,34 @@ def gumbel(loc_a, scale_a, loc_b, scale_b):
       M. Gil, F. Alajaji, T. Linder. Rényi divergence measures for commonly used
       univariate continuous distributions. Information Sciences 249 (2013).
     """
-    loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
     loc_a, scale_a, loc_b, scale_b = broadcast_named(
         "jaxkl.analytic.gumbel", loc_a=loc_a, scale_a=scale_a, loc_b=loc_b, scale_b=scale_b
     )
     t = log_ratio(scale_a, scale_b)
-    eps = jnp.expm1(t)
-    q = _lgamma_plus_euler(t)
+    # r and r − 1 straight from the scales: one rounding each (scale_a − scale_b is exact
+    # near r = 1). Forming r as exp(t) made float32 KL 1e-4 relative off at r ≈ 64, where
+    # KL ≈ e^w is as sensitive to w's absolute error as log Γ(1 + r) ≈ 200 is large.
+    r = div(scale_a, scale_b)
+    eps = div(scale_a - scale_b, scale_b)
+    q = _lgamma_plus_euler(r, eps, t)
     # log Γ(1 + r) = log Γ(r) + log r = q − γε + t. Near r = 1 it is O(ε) and this form
     # keeps its relative precision; elsewhere gammaln is direct and accurate.
     small = jnp.abs(eps) < series_radius(eps)
-    lgamma_1p_r = jnp.where(small, q - EULER_GAMMA * eps + t, gammaln(1.0 + jnp.exp(t)))
+    lgamma_1p_r = jnp.where(small, q - EULER_GAMMA * eps + t, gammaln(1.0 + r))
     w = div(loc_b - loc_a, scale_b) + lgamma_1p_r
     return expm1_minus_x(w) + q
 
 
+@half_precision_in_float32
 def uniform(low_a, high_a, low_b, high_b):
     """KL(U(low_a, high_a) ‖ U(low_b, high_b)).
 
     KL = log((h_b − l_b)/(h_a − l_a)) when [l_a, h_a] ⊆ [l_b, h_b], and +inf otherwise
     (a puts mass where b has none). It is evaluated as log1p(((h_b − h_a) + (l_a − l_b)) /
     (h_a − l_a)), from differences of nearby endpoints, so nearly identical intervals keep
-    full relative precision (a few float32 ulp; tested against 50-digit arithmetic).
+    full relative precision (a few float32 ulp; tested against 50-digit arithmetic); once
+    the widths differ by more than a factor 2, as the log of their ratio, which stays
+    finite for any finite endpoints.
 
     Args:
       low_a, high_a, low_b, high_b: arrays ``[...]`` that broadcast together; high > low.
@@ -146,7 +162,6 @@ def uniform(low_a, high_a, low_b, high_b):
       >>> round(float(uniform(0.0, 1.0, 0.0, 2.0)), 6), float(uniform(0.0, 2.0, 0.0, 1.0))
       (0.693147, inf)
     """
-    low_a, high_a, low_b, high_b = as_float(low_a, high_a, low_b, high_b)
     low_a, high_a, low_b, high_b = broadcast_named(
         "jaxkl.analytic.uniform", low_a=low_a, high_a=high_a, low_b=low_b, high_b=high_b
     )
@@ -155,8 +170,28 @@ def uniform(low_a, high_a, low_b, high_b):
     # non-negative differences of nearby endpoints (exact when they are within a factor 2),
     # so nearly identical intervals keep full relative precision. Differencing the rounded
     # widths instead lost up to 2.5e-2 relative in float32.
-    excess = jnp.where(inside, (high_b - high_a) + (low_a - low_b), 0.0)
-    return jnp.where(inside, jnp.log1p(div(excess, high_a - low_a)), jnp.inf)
+    width_a = high_a - low_a
+    # Endpoints near ∓finfo.max: halved (exactly), so that the widths do not overflow.
+    h = jnp.where(jnp.isfinite(width_a), 1.0, 0.5)
+    excess = jnp.where(inside, (h * high_b - h * high_a) + (h * low_a - h * low_b), 0.0)
+    x = div(excess, h * high_a - h * low_a)
+    near = x <= 1.0
+    # Farther apart (KL > log 2) the log of the width ratio is as accurate, and unlike
+    # x it cannot overflow (x = inf for a width 1e-30 inside one of 1e10, KL = 92.1).
+    # Widths that overflow (endpoints near ∓finfo.max) are formed from halved endpoints.
+    far = _log_width(high_b, low_b) - _log_width(high_a, low_a)
+    both_finite = jnp.isfinite(high_b - low_b) & jnp.isfinite(width_a)
+    far = jnp.where(both_finite, log_ratio(high_b - low_b, width_a), far)
+    kl = jnp.where(near, jnp.log1p(jnp.where(near, x, 0.0)), far)
+    return jnp.where(inside, kl, jnp.inf)
+
+
+def _log_width(high, low):
+    """log(high − low) for high > low, also where high − low overflows."""
+    width = high - low
+    finite = jnp.isfinite(width)
+    halved = jnp.log(0.5 * high - 0.5 * low) + math.log(2.0)
+    return jnp.where(finite, jnp.log(jnp.where(finite, width, 1.0)), halved)
 
 
 @register_kl(Laplace, Laplace)

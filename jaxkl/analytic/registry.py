@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from jaxkl.distributions.base import Distribution
+
 __all__ = ["NoAnalyticKL", "kl", "register_kl", "registered_pairs"]
 
 _REGISTRY: dict[tuple[type, type], Callable] = {}
@@ -117,6 +119,8 @@ def kl(a, b):
       NoAnalyticKL: no closed form is registered for the pair, or a foreign family has no
         converter; the message lists the registered pairs for either type (or the
         converters, with module-qualified type names) and points to ``jaxkl.mc_kl``.
+      TypeError: a or b is not a jaxkl distribution nor a convertible foreign one (and
+        no pair is registered for its type).
 
     Example:
       >>> import jaxkl
@@ -126,5 +130,18 @@ def kl(a, b):
     a, b = _as_jaxkl_pair(a, b)
     fn = _dispatch(type(a), type(b))
     if fn is None:
+        not_distributions = [
+            f"{side} is {type(x).__name__}"
+            for side, x in (("a", a), ("b", b))
+            if not isinstance(x, Distribution)
+        ]
+        if not_distributions:
+            raise TypeError(
+                f"jaxkl.kl takes two jaxkl distributions, e.g. "
+                f"kl(jaxkl.Normal(0.0, 1.0), jaxkl.Normal(1.0, 2.0)); "
+                f"{' and '.join(not_distributions)}. For raw parameter arrays call a kernel "
+                f"from jaxkl.analytic (e.g. jaxkl.analytic.normal(loc_a, scale_a, loc_b, "
+                f"scale_b)); for log-probabilities use jaxkl.kl_from_log_probs."
+            )
         raise NoAnalyticKL(_missing_message(a, b))
     return fn(a, b)

@@ -12,7 +12,12 @@ A subclass declares:
 * ``_param_event_ndims``: parameter name -> number of trailing event dimensions of that
   parameter (``{"loc": 1, "scale_tril": 2}`` for a full-covariance Gaussian). Parameters
   listed here are converted and broadcast by the base class.
-* ``_check_values(self)``: calls :func:`jaxkl._checks.require` for each constraint.
+* ``_constraints``: parameter name -> :class:`jaxkl._checks.Constraint` (finite, > 0 and
+  finite, …). The base class checks each with :func:`jaxkl._checks.require_values`, whose
+  error names the parameter and shows the offending entries. Which parameters may be
+  infinite is decided here, per family.
+* ``_check_values(self)`` (optional): further checks that relate parameters (Uniform's
+  high > low); call ``super()._check_values()`` first.
 * ``_sample(key, sample_shape)``, ``log_prob``, ``entropy``, ``mean``, ``variance``.
 
 Fields marked ``dataclasses.field(metadata={"static": True})`` are pytree auxiliary
@@ -30,6 +35,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl._checks import Constraint, require_values
 from jaxkl._keys import as_key
 from jaxkl._shapes import as_float, shape_tuple
 
@@ -70,6 +76,7 @@ class Distribution:
 
     reparameterized: ClassVar[bool] = False
     _param_event_ndims: ClassVar[Mapping[str, int]] = {}
+    _constraints: ClassVar[Mapping[str, Constraint]] = {}
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -85,7 +92,7 @@ class Distribution:
         if not names:
             return
         cls = type(self).__name__
-        values = as_float(*(getattr(self, n) for n in names))
+        values = as_float(*(getattr(self, n) for n in names), names=names, where=cls)
         values = values if isinstance(values, tuple) else (values,)
         batch_shapes = {}
         for name, value in zip(names, values, strict=True):
@@ -109,7 +116,10 @@ class Distribution:
             object.__setattr__(self, name, value)
 
     def _check_values(self) -> None:
-        """Call ``jaxkl._checks.require`` for each constraint on the parameter values."""
+        """Check every parameter against its entry in ``_constraints``."""
+        cls = type(self).__name__
+        for name, constraint in self._constraints.items():
+            require_values(cls, name, getattr(self, name), constraint=constraint)
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -148,7 +158,12 @@ class Distribution:
 
         Args:
           key: typed key, legacy ``uint32[2]`` key, or int seed.
-          sample_shape: int or tuple of ints.
+          sample_shape: int or tuple of non-negative ints.
+
+        Raises:
+          TypeError: ``key`` is not a key or an int seed, or ``sample_shape`` is not an
+            int or a tuple of ints.
+          ValueError: the seed is out of range or ``sample_shape`` has a negative entry.
         """
         return self._sample(as_key(key), shape_tuple(sample_shape))
 

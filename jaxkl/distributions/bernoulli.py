@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import require
+from jaxkl._checks import NOT_NAN
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Bernoulli"]
@@ -48,8 +48,7 @@ class Bernoulli(Distribution):
     reparameterized = False
     _param_event_ndims = {"logits": 0}
 
-    def _check_values(self):
-        require(~jnp.isnan(self.logits), "Bernoulli: logits must not be NaN")
+    _constraints = {"logits": NOT_NAN}
 
     @property
     def probs(self) -> jax.Array:

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, xlog1py, xlogy
 
-from jaxkl._checks import require
+from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.gamma import _entropy_part, _log_beta
 
@@ -32,8 +32,9 @@ class Beta(Distribution):
     1 is then +inf. Use float64, or sample 1 − x as Beta(b, a), when b ≲ 0.3.
 
     Args:
-      concentration1: a > 0, ``[...]``, the exponent attached to x.
-      concentration0: b > 0, ``[...]``, the exponent attached to 1 − x. Broadcasts with a.
+      concentration1: a > 0 and finite, ``[...]``, the exponent attached to x.
+      concentration0: b > 0 and finite, ``[...]``, the exponent attached to 1 − x.
+        Broadcasts with a.
 
     Example:
       >>> import jaxkl
@@ -52,9 +53,7 @@ class Beta(Distribution):
     reparameterized = True
     _param_event_ndims = {"concentration1": 0, "concentration0": 0}
 
-    def _check_values(self):
-        require(self.concentration1 > 0, "Beta: concentration1 must be > 0 (and not NaN)")
-        require(self.concentration0 > 0, "Beta: concentration0 must be > 0 (and not NaN)")
+    _constraints = {"concentration1": POSITIVE_FINITE, "concentration0": POSITIVE_FINITE}
 
     def _stacked(self):
         return jnp.stack([self.concentration1, self.concentration0], axis=-1)

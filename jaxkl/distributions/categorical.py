@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import require
+from jaxkl._checks import NOT_NAN_OR_POS_INF, require_values
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Categorical"]
@@ -46,6 +46,7 @@ class Categorical(Distribution):
 
     reparameterized = False
     _param_event_ndims = {"logits": 1}
+    _constraints = {"logits": NOT_NAN_OR_POS_INF}
 
     def _check_values(self):
         if self.logits.shape[-1] < 1:
@@ -53,15 +54,14 @@ class Categorical(Distribution):
                 f"Categorical: logits need at least one category (shape [..., K] with K ≥ 1); "
                 f"got shape {self.logits.shape}"
             )
-        require(~jnp.isnan(self.logits), "Categorical: logits must not be NaN")
-        require(
-            self.logits < jnp.inf,
-            "Categorical: logits must be < +inf (use -inf to give a category probability 0)",
-        )
-        require(
-            jnp.any(self.logits > -jnp.inf, axis=-1),
-            "Categorical: every row of logits needs at least one finite entry "
-            "(all -inf leaves no probability mass)",
+        super()._check_values()
+        require_values(
+            "Categorical",
+            "logits",
+            self.logits,
+            jnp.any(self.logits > -jnp.inf, axis=-1, keepdims=True),
+            rule="have at least one entry > -inf in every row (all -inf leaves no "
+            "probability mass)",
         )
 
     @property

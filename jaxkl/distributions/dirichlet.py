@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, xlogy
 
-from jaxkl._checks import require
+from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.gamma import _entropy_part, _log_beta
 
@@ -28,7 +28,7 @@ class Dirichlet(Distribution):
     ``reparameterized`` is True.
 
     Args:
-      concentration: a > 0, ``[..., K]`` with K ≥ 2; the last axis is the event axis.
+      concentration: a > 0 and finite, ``[..., K]`` with K ≥ 2; the last axis is the event axis.
 
     Example:
       >>> import jaxkl
@@ -45,6 +45,7 @@ class Dirichlet(Distribution):
 
     reparameterized = True
     _param_event_ndims = {"concentration": 1}
+    _constraints = {"concentration": POSITIVE_FINITE}
 
     def _check_values(self):
         k = self.concentration.shape[-1]
@@ -53,7 +54,7 @@ class Dirichlet(Distribution):
                 "Dirichlet: concentration must have K >= 2 categories on its last axis; "
                 f"got shape {self.concentration.shape}"
             )
-        require(self.concentration > 0, "Dirichlet: concentration must be > 0 (and not NaN)")
+        super()._check_values()
 
     @property
     def event_shape(self) -> tuple[int, ...]:

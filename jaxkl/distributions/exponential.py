@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import require
+from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Exponential"]
@@ -21,7 +21,7 @@ class Exponential(Distribution):
     exponential (−log1p(−u), u uniform on [0, 1)), so they are reparameterised in λ.
 
     Args:
-      rate: λ > 0, ``[...]``.
+      rate: λ > 0 and finite, ``[...]``.
 
     Example:
       >>> import jaxkl
@@ -35,8 +35,7 @@ class Exponential(Distribution):
     reparameterized = True
     _param_event_ndims = {"rate": 0}
 
-    def _check_values(self):
-        require(self.rate > 0, "Exponential: rate must be > 0 (and not NaN)")
+    _constraints = {"rate": POSITIVE_FINITE}
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammaln, xlogy
 
-from jaxkl._checks import require
+from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Gamma"]
@@ -90,8 +90,8 @@ class Gamma(Distribution):
     ``log_prob`` over such samples are not finite; use float64 for α ≲ 0.1.
 
     Args:
-      concentration: α > 0, ``[...]``.
-      rate: β > 0, ``[...]``. Broadcasts with ``concentration``.
+      concentration: α > 0 and finite, ``[...]``.
+      rate: β > 0 and finite, ``[...]``. Broadcasts with ``concentration``.
 
     Example:
       >>> import jaxkl
@@ -110,9 +110,7 @@ class Gamma(Distribution):
     reparameterized = True
     _param_event_ndims = {"concentration": 0, "rate": 0}
 
-    def _check_values(self):
-        require(self.concentration > 0, "Gamma: concentration must be > 0 (and not NaN)")
-        require(self.rate > 0, "Gamma: rate must be > 0 (and not NaN)")
+    _constraints = {"concentration": POSITIVE_FINITE, "rate": POSITIVE_FINITE}
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape

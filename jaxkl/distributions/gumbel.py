@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Gumbel"]
@@ -26,8 +26,8 @@ class Gumbel(Distribution):
     x = loc − scale · log(−log u) for u ~ U(tiny, 1), differentiable in loc and scale.
 
     Args:
-      loc: location (the mode), ``[...]``.
-      scale: scale β > 0, ``[...]``. Broadcasts with ``loc``.
+      loc: location (the mode), ``[...]``, finite.
+      scale: scale β > 0 and finite, ``[...]``. Broadcasts with ``loc``.
 
     Example:
       >>> import jaxkl
@@ -43,10 +43,7 @@ class Gumbel(Distribution):
 
     reparameterized = True
     _param_event_ndims = {"loc": 0, "scale": 0}
-
-    def _check_values(self):
-        require(~jnp.isnan(self.loc), "Gumbel: loc must not be NaN")
-        require(self.scale > 0, "Gumbel: scale must be > 0 (and not NaN)")
+    _constraints = {"loc": FINITE, "scale": POSITIVE_FINITE}
 
     def _sample(self, key, sample_shape):
         dtype = self.dtype

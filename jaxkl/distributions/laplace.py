@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Laplace"]
@@ -26,8 +26,8 @@ class Laplace(Distribution):
     x = loc − scale · sign(u) · log1p(−|u|), which is differentiable in loc and scale.
 
     Args:
-      loc: location (mean and median), ``[...]``.
-      scale: scale b > 0, ``[...]``. Broadcasts with ``loc``.
+      loc: location (mean and median), ``[...]``, finite.
+      scale: scale b > 0 and finite, ``[...]``. Broadcasts with ``loc``.
 
     Example:
       >>> import jaxkl
@@ -43,10 +43,7 @@ class Laplace(Distribution):
 
     reparameterized = True
     _param_event_ndims = {"loc": 0, "scale": 0}
-
-    def _check_values(self):
-        require(~jnp.isnan(self.loc), "Laplace: loc must not be NaN")
-        require(self.scale > 0, "Laplace: scale must be > 0 (and not NaN)")
+    _constraints = {"loc": FINITE, "scale": POSITIVE_FINITE}
 
     def _sample(self, key, sample_shape):
         dtype = self.dtype

@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["LogNormal"]
@@ -25,8 +25,8 @@ class LogNormal(Distribution):
     loc + ½ + log(scale √(2π)).
 
     Args:
-      loc: mean of the underlying normal, ``[...]``.
-      scale: standard deviation of the underlying normal, ``[...]``, > 0. Broadcasts with
+      loc: mean of the underlying normal, ``[...]``, finite.
+      scale: standard deviation of the underlying normal, ``[...]``, > 0 and finite. Broadcasts with
         ``loc``.
 
     Example:
@@ -43,10 +43,7 @@ class LogNormal(Distribution):
 
     reparameterized = True
     _param_event_ndims = {"loc": 0, "scale": 0}
-
-    def _check_values(self):
-        require(~jnp.isnan(self.loc), "LogNormal: loc must not be NaN")
-        require(self.scale > 0, "LogNormal: scale must be > 0 (and not NaN)")
+    _constraints = {"loc": FINITE, "scale": POSITIVE_FINITE}
 
     def _sample(self, key, sample_shape):
         eps = jax.random.normal(key, sample_shape + self.batch_shape, self.dtype)

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Mixture"]
@@ -86,11 +86,7 @@ class Mixture(Distribution):
             ) from None
         self._check_values()
 
-    def _check_values(self):
-        require(
-            jnp.isfinite(self.mixture_logits),
-            "Mixture: mixture_logits must be finite (no NaN or ±inf)",
-        )
+    _constraints = {"mixture_logits": FINITE}
 
     # ------------------------------------------------------------------ shapes
     @property

@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["MultivariateNormalDiag"]
@@ -25,8 +25,8 @@ class MultivariateNormalDiag(Distribution):
     with a d-dimensional event.
 
     Args:
-      loc: mean, ``[..., d]``.
-      scale_diag: per-coordinate standard deviations, ``[..., d]``, > 0. The batch
+      loc: mean, ``[..., d]``, finite.
+      scale_diag: per-coordinate standard deviations, ``[..., d]``, > 0 and finite. The batch
         dimensions broadcast with ``loc``'s; the event size d must be the same.
 
     Example:
@@ -42,6 +42,7 @@ class MultivariateNormalDiag(Distribution):
 
     reparameterized = True
     _param_event_ndims = {"loc": 1, "scale_diag": 1}
+    _constraints = {"loc": FINITE, "scale_diag": POSITIVE_FINITE}
 
     def _check_values(self):
         d_loc, d_scale = self.loc.shape[-1], self.scale_diag.shape[-1]
@@ -50,8 +51,7 @@ class MultivariateNormalDiag(Distribution):
                 "MultivariateNormalDiag: loc and scale_diag must have the same event size d; "
                 f"got loc [..., {d_loc}] and scale_diag [..., {d_scale}]"
             )
-        require(~jnp.isnan(self.loc), "MultivariateNormalDiag: loc must not be NaN")
-        require(self.scale_diag > 0, "MultivariateNormalDiag: scale_diag must be > 0 (and not NaN)")
+        super()._check_values()
 
     @property
     def event_shape(self):

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE, require_values
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["MultivariateNormalTriL"]
@@ -26,8 +26,8 @@ class MultivariateNormalTriL(Distribution):
     triangular solve (no inverse is formed). Samples are loc + L ε with ε ~ N(0, I).
 
     Args:
-      loc: mean, ``[..., d]``.
-      scale_tril: lower Cholesky factor of the covariance, ``[..., d, d]``: positive
+      loc: mean, ``[..., d]``, finite.
+      scale_tril: lower Cholesky factor of the covariance, ``[..., d, d]``, finite: positive
         diagonal, entries above the diagonal exactly zero. Its batch dimensions broadcast
         with ``loc``'s; d must match.
 
@@ -45,6 +45,7 @@ class MultivariateNormalTriL(Distribution):
 
     reparameterized = True
     _param_event_ndims = {"loc": 1, "scale_tril": 2}
+    _constraints = {"loc": FINITE, "scale_tril": FINITE}
 
     def _check_values(self):
         d = self.loc.shape[-1]
@@ -59,16 +60,16 @@ class MultivariateNormalTriL(Distribution):
                 "MultivariateNormalTriL: loc and scale_tril must have the same event size d; "
                 f"got loc [..., {d}] and scale_tril [..., {rows}, {cols}]"
             )
-        loc_ok, diag_ok, finite_ok, lower_ok = _value_checks(self.loc, self.scale_tril)
-        require(loc_ok, "MultivariateNormalTriL: loc must not be NaN")
-        require(
-            diag_ok, "MultivariateNormalTriL: the diagonal of scale_tril must be > 0 (and not NaN)"
-        )
-        require(finite_ok, "MultivariateNormalTriL: scale_tril must not contain NaN")
-        require(
-            lower_ok,
-            "MultivariateNormalTriL: scale_tril must be lower triangular "
-            "(entries above the diagonal exactly zero)",
+        super()._check_values()
+        diag_ok, upper_ok = _value_checks(self.scale_tril)
+        where = "MultivariateNormalTriL"
+        require_values(where, "scale_tril", self.scale_tril, diag_ok, rule="have a diagonal > 0")
+        require_values(
+            where,
+            "scale_tril",
+            self.scale_tril,
+            upper_ok,
+            rule="be lower triangular (entries above the diagonal exactly zero)",
         )
 
     @property
@@ -112,15 +113,13 @@ class MultivariateNormalTriL(Distribution):
 # Each helper below is one compiled program, so eager use compiles once per shape rather
 # than once per primitive; inside a caller's jit they are inlined.
 @jax.jit
-def _value_checks(loc, scale_tril):
-    d = loc.shape[-1]
+def _value_checks(scale_tril):
+    """Elementwise masks over scale_tril: (diagonal > 0 or off-diagonal, upper entry == 0
+    or not upper), so that an error can point at the offending entries."""
+    d = scale_tril.shape[-1]
+    diagonal = jnp.broadcast_to(np.eye(d, dtype=bool), scale_tril.shape)
     upper = jnp.broadcast_to(np.triu(np.ones((d, d), dtype=bool), k=1), scale_tril.shape)
-    return (
-        jnp.all(~jnp.isnan(loc)),
-        jnp.all(jnp.diagonal(scale_tril, axis1=-2, axis2=-1) > 0),
-        jnp.all(~jnp.isnan(scale_tril)),
-        jnp.all(jnp.where(upper, scale_tril, 0.0) == 0),
-    )
+    return ~diagonal | (scale_tril > 0), ~upper | (scale_tril == 0)
 
 
 @jax.jit

@@ -8,7 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Normal"]
@@ -23,8 +23,8 @@ class Normal(Distribution):
     p(x) = exp(-(x - loc)² / (2 scale²)) / (scale √(2π)).
 
     Args:
-      loc: mean, ``[...]``.
-      scale: standard deviation, ``[...]``, > 0. Broadcasts with ``loc``.
+      loc: mean, ``[...]``, finite.
+      scale: standard deviation, ``[...]``, > 0 and finite. Broadcasts with ``loc``.
 
     Example:
       >>> import jaxkl
@@ -38,10 +38,7 @@ class Normal(Distribution):
 
     reparameterized = True
     _param_event_ndims = {"loc": 0, "scale": 0}
-
-    def _check_values(self):
-        require(~jnp.isnan(self.loc), "Normal: loc must not be NaN")
-        require(self.scale > 0, "Normal: scale must be > 0 (and not NaN)")
+    _constraints = {"loc": FINITE, "scale": POSITIVE_FINITE}
 
     def _sample(self, key, sample_shape):
         eps = jax.random.normal(key, sample_shape + self.batch_shape, self.dtype)

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import require
+from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.analytic._math import log_ratio
 from jaxkl.distributions.base import Distribution
 
@@ -172,9 +172,7 @@ class Poisson(Distribution):
     reparameterized = False
     _param_event_ndims = {"rate": 0}
 
-    def _check_values(self):
-        require(self.rate > 0, "Poisson: rate must be > 0 (and not NaN)")
-        require(jnp.isfinite(self.rate), "Poisson: rate must be finite")
+    _constraints = {"rate": POSITIVE_FINITE}
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape

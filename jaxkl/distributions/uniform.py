@@ -7,7 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import require
+from jaxkl._checks import FINITE, require_values
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Uniform"]
@@ -40,10 +40,18 @@ class Uniform(Distribution):
     reparameterized = True
     _param_event_ndims = {"low": 0, "high": 0}
 
+    _constraints = {"low": FINITE, "high": FINITE}
+
     def _check_values(self):
-        require(jnp.isfinite(self.low), "Uniform: low must be finite (not NaN or ±inf)")
-        require(jnp.isfinite(self.high), "Uniform: high must be finite (not NaN or ±inf)")
-        require(self.high > self.low, "Uniform: high must be > low")
+        super()._check_values()
+        require_values(
+            "Uniform",
+            "high",
+            self.high,
+            self.high > self.low,
+            rule="be > low",
+            also={"low": self.low},
+        )
 
     def _sample(self, key, sample_shape):
         u = jax.random.uniform(key, sample_shape + self.batch_shape, self.dtype)

@@ -10,7 +10,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from jaxkl._checks import is_concrete, require_values
 from jaxkl._keys import as_key
+from jaxkl.analytic.registry import NoAnalyticKL, kl
 from jaxkl.convert import as_sampleable
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, ImportanceEstimate, mean_with_stderr
@@ -93,6 +95,15 @@ def importance_kl(
     A proposal with lighter tails than q gives heavy weights: a small ESS, a large k̂, and
     a stderr that can look small while the value is far off.
 
+    **The proposal must cover q's support.** Where it puts no mass and q does, no draw
+    ever lands there: the weights look healthy (ESS ≈ n, k̂ < 0) and the estimate is
+    confidently wrong, even negative. Wherever ``jaxkl.kl(q, proposal)`` has a closed form
+    it is checked: +inf (the proposal misses part of q's support, or is so far from q that
+    the weights' second moment, ≥ e^KL, overflows) raises ``ValueError`` for concrete
+    parameters, fails :func:`jaxkl.checked` under tracing, and makes ``value`` and
+    ``stderr`` NaN under plain ``jit``. For pairs without a closed form (a Mixture
+    proposal, a user distribution) covering the support is the caller's responsibility.
+
     Terms with w = 0 (q(x) = 0) count 0 whatever f is (0·log 0 = 0). Where p(x) = 0 with
     q(x) > 0 the value is +inf (and so is stderr), the honest KL. NaN log densities are
     not masked: they propagate into ``value``. Invalid concrete parameters already raise
@@ -130,7 +141,8 @@ def importance_kl(
       TypeError: ``q`` or ``proposal`` is not a jaxkl distribution, ``p`` is neither a
         distribution nor callable, or ``num_samples`` is not an int.
       ValueError: ``num_samples < 1``, event shapes differ, batch shapes do not
-        broadcast, or a callable p returns the wrong shape.
+        broadcast, a callable p returns the wrong shape, or (concrete parameters) the
+        proposal misses part of q's support (KL(q‖proposal) = +inf, see above).
 
     Example:
       >>> import jaxkl
@@ -159,6 +171,12 @@ def importance_kl(
     n = int(num_samples)
     if n < 1:
         raise ValueError(f"importance_kl: num_samples must be >= 1; got {n}")
+    if n >= 2**31:
+        raise ValueError(
+            f"importance_kl: num_samples must be below 2**31 = 2147483648 (compiled code receives "
+            f"the count as a 32-bit integer in JAX's default mode); got {n}. Average "
+            "estimates over batches of draws instead."
+        )
     # numpyro/distrax/TFP objects: converted, or wrapped with their own sample/log_prob.
     q, p, proposal = as_sampleable(q), as_sampleable(p), as_sampleable(proposal)
     _require_distribution("q", q)
@@ -186,6 +204,8 @@ def importance_kl(
         listed = ", ".join(f"{k} {v}" for k, v in named_batches.items())
         raise ValueError(f"importance_kl: batch shapes do not broadcast: {listed}") from None
 
+    covered = _proposal_covers(q, proposal)
+
     prop_batch = named_batches["proposal"]
     extra = batch[: len(batch) - len(prop_batch)]
     x = proposal.sample(as_key(key), (n, *extra))
@@ -193,7 +213,11 @@ def importance_kl(
     log_q = jnp.broadcast_to(q.log_prob(x), shape)
     log_r = jnp.broadcast_to(proposal.log_prob(x), shape)
     log_p = p.log_prob(x) if p_is_dist else jnp.asarray(p(x))
-    if log_p.ndim != len(shape) or np.broadcast_shapes(log_p.shape, shape) != shape:
+    try:
+        fits = log_p.ndim == len(shape) and np.broadcast_shapes(log_p.shape, shape) == shape
+    except ValueError:  # numpy's own message names neither p nor the expected shape
+        fits = False
+    if not fits:
         raise ValueError(
             f"importance_kl: p(x) must return log densities of shape {shape} "
             f"([num_samples, *batch]) for x of shape {x.shape}; got {log_p.shape}"
@@ -201,8 +225,37 @@ def importance_kl(
     log_p = jnp.broadcast_to(log_p, shape)
 
     value, stderr, ess, pareto_k = _weighted_kl(log_q, log_r, log_p, self_normalized, smooth)
+    if covered is not None:  # reached only when traced (concrete failures raised above)
+        value = jnp.where(covered, value, jnp.nan)
+        stderr = jnp.where(covered, stderr, jnp.nan)
     threshold = smoothed_khat_threshold(n) if smooth else PLAIN_KHAT_THRESHOLD
     return ImportanceEstimate(value, stderr, n, n - 1, pareto_k, khat_threshold=threshold, ess=ess)
+
+
+def _proposal_covers(q, proposal):
+    """``KL(q‖proposal) < inf`` where a closed form exists (else ``None``); raises if not.
+
+    A concrete failure raises ``ValueError`` naming the offending batch entries; under
+    :func:`jaxkl.checked` a traced one fails the check; the returned mask lets plain
+    ``jit`` turn those entries' estimates into NaN rather than a wrong number.
+    """
+    try:
+        kl_qr = jax.lax.stop_gradient(kl(q, proposal))
+    except NoAnalyticKL:
+        return None
+    covered = kl_qr < jnp.inf
+    require_values(
+        "importance_kl",
+        "KL(q‖proposal)",
+        kl_qr,
+        covered,
+        rule=(
+            "be finite: the proposal must put mass wherever q does (with +inf it misses "
+            "part of q's support, so no draw lands there and the estimate is confidently "
+            "wrong)"
+        ),
+    )
+    return None if is_concrete(covered) else covered
 
 
 def smoothed_khat_threshold(num_samples: int) -> float:

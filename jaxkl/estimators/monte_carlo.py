@@ -77,7 +77,11 @@ def per_sample_kl(log_q: jax.Array, log_p: jax.Array, estimator: str = "k1") -> 
         return 0.5 * jnp.square(log_r)
     # k3 = (r − 1) − log r; expm1 keeps precision when r ≈ 1. No clamp: log r above
     # ~88.7 (float32) or ~709.8 (float64) overflows to +inf, which is the honest value.
-    return jnp.expm1(log_r) - log_r
+    # log r = +inf itself (log p = +inf) would give inf − inf = NaN: it is +inf too (the
+    # double where keeps the unused branch's gradient finite).
+    infinite = log_r == jnp.inf
+    safe = jnp.where(infinite, 0.0, log_r)
+    return jnp.where(infinite, jnp.inf, jnp.expm1(safe) - safe)
 
 
 def ratio_diagnostics(
@@ -408,6 +412,12 @@ def mc_kl(
         raise TypeError(f"mc_kl: num_samples must be a Python int; got {type(num_samples)}")
     if num_samples < 1:
         raise ValueError(f"mc_kl: num_samples must be >= 1; got {num_samples}")
+    if num_samples >= 2**31:
+        raise ValueError(
+            f"mc_kl: num_samples must be below 2**31 = 2147483648 (compiled code receives "
+            f"the count as a 32-bit integer in JAX's default mode); got {num_samples}. Average "
+            "estimates over batches of draws instead."
+        )
     # numpyro/distrax/TFP objects: converted, or wrapped with their own sample/log_prob
     # (before the callable check: numpyro's distributions are callable).
     q, p = as_sampleable(q), as_sampleable(p)
@@ -469,11 +479,21 @@ def mc_kl(
     q_for_density = jax.lax.stop_gradient(q) if gradient == "stl" else q
     log_q = q_for_density.log_prob(x)
     log_p = jnp.asarray(log_p_fn(x))
+    # The sample axes (everything before the batch) must match exactly: a callable that
+    # reduces over the draws (a scalar, say) would otherwise broadcast against every draw
+    # and give a confident wrong value. Batch axes may broadcast (q's or p's size 1).
+    sample_ndim = log_q.ndim - len(extra) - len(q_batch)
     try:
+        if log_p.ndim != log_q.ndim or log_p.shape[:sample_ndim] != log_q.shape[:sample_ndim]:
+            raise ValueError
         shape = np.broadcast_shapes(log_q.shape, log_p.shape)
     except ValueError:
+        expected = (*log_q.shape[:sample_ndim], *batch)
         raise ValueError(
-            f"mc_kl: log p(x) has shape {log_p.shape}, which does not match log q(x) {log_q.shape}"
+            f"mc_kl: p(x) must return one log density per draw, of shape {expected} "
+            f"([samples, *batch]) for x of shape {tuple(x.shape)}; got shape "
+            f"{tuple(log_p.shape)}"
+            + (" (a scalar: did p sum over the draws?)" if log_p.ndim == 0 else "")
         ) from None
     log_q, log_p = jnp.broadcast_to(log_q, shape), jnp.broadcast_to(log_p, shape)
     ratio_based = estimator == "k3" or control_variate

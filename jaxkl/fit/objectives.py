@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp
 
+from jaxkl._checks import require_values
 from jaxkl._keys import as_key
 from jaxkl._shapes import broadcast_named
 from jaxkl.convert import as_sampleable
@@ -150,6 +151,11 @@ def forward_kl(q: Distribution, x, log_p=None) -> Estimate:
       ``Estimate``: value and stderr ``[*B]`` (KL(p‖q), or the cross-entropy without
       ``log_p``), over the n samples.
 
+    Raises:
+      ValueError: x (or an array ``log_p``) contains NaN; the error shows the first
+        entries. Traced x (inside ``jit``) is checked only under ``jaxkl.checked``; in
+        plain ``jit`` a NaN sample gives a NaN value and stderr.
+
     Example:
       >>> import jax, jaxkl
       >>> from jaxkl.fit import forward_kl
@@ -162,6 +168,8 @@ def forward_kl(q: Distribution, x, log_p=None) -> Estimate:
     if not isinstance(q, Distribution):
         raise TypeError(f"forward_kl: q must be a jaxkl distribution; got {type(q).__name__}")
     x = jax.lax.stop_gradient(jnp.asarray(x))
+    # A NaN sample makes the estimate NaN; say which one instead (concrete x only).
+    require_values("forward_kl", "x", x, ~jnp.isnan(x), rule="not contain NaN")
     log_q = q.log_prob(x)
     if log_q.ndim < 1:
         raise ValueError(f"forward_kl: x must have a leading sample axis; got shape {x.shape}")
@@ -169,6 +177,9 @@ def forward_kl(q: Distribution, x, log_p=None) -> Estimate:
         return mean_with_stderr(-log_q, axis=0)
     if isinstance(log_p, Distribution) or callable(log_p):
         log_p = _log_density(log_p, "forward_kl")(x)
+    else:
+        log_p = jnp.asarray(log_p)
+        require_values("forward_kl", "log_p", log_p, ~jnp.isnan(log_p), rule="not contain NaN")
     log_q, log_p = broadcast_named("forward_kl", log_q=log_q, log_p=log_p)
     return mean_with_stderr(jax.lax.stop_gradient(log_p) - log_q, axis=0)
 

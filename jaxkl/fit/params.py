@@ -13,6 +13,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from jaxkl._checks import FINITE, require_values
 from jaxkl._shapes import as_float
 from jaxkl.distributions.mvn_tril import MultivariateNormalTriL
 
@@ -55,7 +56,7 @@ def scale_tril_from_raw(raw_scale_tril) -> jax.Array:
       >>> float(L[0, 1]), float(L[1, 0]), round(float(L[0, 0]), 4)  # softplus(0) = log 2
       (0.0, 1.0, 0.6931)
     """
-    raw = as_float(raw_scale_tril)
+    raw = as_float(raw_scale_tril, names=["raw_scale_tril"], where="scale_tril_from_raw")
     if raw.ndim < 2 or raw.shape[-1] != raw.shape[-2]:
         raise ValueError(f"raw_scale_tril must have shape [..., d, d]; got {raw.shape}")
     diag = jax.nn.softplus(jnp.diagonal(raw, axis1=-2, axis2=-1))
@@ -77,20 +78,43 @@ def gaussian_params(loc, scale_tril) -> GaussianParams:
     Returns:
       ``GaussianParams(loc [..., d], raw_scale_tril [..., d, d])``.
 
+    Raises:
+      ValueError: loc is not finite, or the diagonal of scale_tril is not > 0 and finite,
+        or its strictly lower triangle is not finite (the error shows the entries). Under
+        ``jit`` only inside ``jaxkl.checked``; in plain ``jit`` such entries give NaN.
+
     Example:
       >>> import jax.numpy as jnp
       >>> params = gaussian_params(jnp.zeros(2), 2.0 * jnp.eye(2))
       >>> gaussian_from_params(params).scale_tril.round(4).tolist()
       [[2.0, 0.0], [0.0, 2.0]]
     """
-    loc, scale_tril = as_float(loc, scale_tril)
+    loc, scale_tril = as_float(
+        loc, scale_tril, names=["loc", "scale_tril"], where="gaussian_params"
+    )
     if loc.ndim < 1 or scale_tril.shape != loc.shape + loc.shape[-1:]:
         raise ValueError(
             "gaussian_params: need loc [..., d] and scale_tril [..., d, d] with the same batch "
             f"shape; got loc {loc.shape} and scale_tril {scale_tril.shape}"
         )
+    where = "gaussian_params"
+    require_values(where, "loc", loc, constraint=FINITE)
     diag = jnp.diagonal(scale_tril, axis1=-2, axis2=-1)
+    # Checked on the whole matrix so that the error shows scale_tril[..., i, i] indices.
     eye = jnp.eye(loc.shape[-1], dtype=loc.dtype)
+    on_diagonal = jnp.broadcast_to(eye, scale_tril.shape) > 0
+    positive_diagonal = ~on_diagonal | ((scale_tril > 0) & jnp.isfinite(scale_tril))
+    require_values(
+        where,
+        "scale_tril",
+        scale_tril,
+        positive_diagonal,
+        rule="have a diagonal > 0 and finite (softplus⁻¹ of a diagonal entry ≤ 0 is NaN)",
+    )
+    lower = jnp.tril(jnp.ones_like(on_diagonal), -1)
+    require_values(
+        where, "scale_tril", scale_tril, ~lower | jnp.isfinite(scale_tril), rule="be finite"
+    )
     raw = jnp.tril(scale_tril, -1) + _inverse_softplus(diag)[..., :, None] * jnp.broadcast_to(
         eye, scale_tril.shape
     )

@@ -85,7 +85,7 @@ def test_float64_under_x64():
         (0.0, 0.0, "Gumbel: scale must be > 0"),
         (0.0, -1.0, "Gumbel: scale must be > 0"),
         (0.0, np.nan, "Gumbel: scale must be > 0"),
-        (np.nan, 1.0, "Gumbel: loc must not be NaN"),
+        (np.nan, 1.0, "Gumbel: loc must be finite"),
         (np.zeros(3), np.ones(4), "do not broadcast"),
     ],
 )

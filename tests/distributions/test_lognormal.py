@@ -89,7 +89,7 @@ def test_shapes_broadcast():
     [
         (0.0, 0.0, "scale must be > 0"),
         (0.0, -1.0, "scale must be > 0"),
-        (np.nan, 1.0, "loc must not be NaN"),
+        (np.nan, 1.0, "loc must be finite"),
         (0.0, np.nan, "scale must be > 0"),
         (np.zeros(3), np.ones(4), "do not broadcast"),
     ],

@@ -64,7 +64,7 @@ def test_shapes_broadcast():
         (np.zeros(3), np.array([1.0, 0.0, 1.0]), "scale_diag must be > 0"),
         (np.zeros(3), np.array([1.0, -1.0, 1.0]), "scale_diag must be > 0"),
         (np.zeros(3), np.array([1.0, np.nan, 1.0]), "scale_diag must be > 0"),
-        (np.array([0.0, np.nan, 0.0]), np.ones(3), "loc must not be NaN"),
+        (np.array([0.0, np.nan, 0.0]), np.ones(3), "loc must be finite"),
         (np.zeros(3), np.ones(4), r"same event size d; got loc \[\.\.\., 3\]"),
         (np.zeros((2, 3)), np.ones((4, 3)), "do not broadcast"),
         (0.0, 1.0, "at least 1 dimension"),

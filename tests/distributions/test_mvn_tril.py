@@ -91,13 +91,17 @@ def test_large_d_log_prob_matches_scipy():
 @pytest.mark.parametrize(
     "loc, tril, match",
     [
-        (np.zeros(3), np.diag([1.0, 0.0, 1.0]), "diagonal of scale_tril must be > 0"),
-        (np.zeros(3), np.diag([1.0, -2.0, 1.0]), "diagonal of scale_tril must be > 0"),
-        (np.zeros(3), np.diag([1.0, np.nan, 1.0]), "diagonal of scale_tril must be > 0"),
+        (np.zeros(3), np.diag([1.0, 0.0, 1.0]), "scale_tril must have a diagonal > 0"),
+        (np.zeros(3), np.diag([1.0, -2.0, 1.0]), "scale_tril must have a diagonal > 0"),
+        (np.zeros(3), np.diag([1.0, np.nan, 1.0]), "scale_tril must be finite"),
         (np.zeros(3), np.triu(np.ones((3, 3))), "must be lower triangular"),
         (np.zeros(3), np.eye(3) + 1e-30 * np.eye(3, k=2), "must be lower triangular"),
-        (np.zeros(3), np.eye(3) + np.where(np.eye(3, k=-1), np.nan, 0), "must not contain NaN"),
-        (np.array([0.0, np.nan, 0.0]), np.eye(3), "loc must not be NaN"),
+        (
+            np.zeros(3),
+            np.eye(3) + np.where(np.eye(3, k=-1), np.nan, 0),
+            "scale_tril must be finite",
+        ),
+        (np.array([0.0, np.nan, 0.0]), np.eye(3), "loc must be finite"),
         (np.zeros(4), np.eye(3), r"same event size d; got loc \[\.\.\., 4\] and scale_tril"),
         (np.zeros(3), np.ones((3, 2)), "must be square"),
         (np.zeros(3), np.ones(3), "at least 2 dimension"),
@@ -119,7 +123,7 @@ def test_batched_bad_entry_is_found():
 def test_checked_raises_under_jit():
     f = jaxkl.checked(lambda L: jaxkl.MultivariateNormalTriL(jnp.zeros(2), L).entropy())
     assert np.isfinite(f(jnp.eye(2)))
-    with pytest.raises(ValueError, match="diagonal of scale_tril must be > 0"):
+    with pytest.raises(ValueError, match="scale_tril must have a diagonal > 0"):
         f(jnp.diag(jnp.array([1.0, -1.0])))
     with pytest.raises(ValueError, match="lower triangular"):
         f(jnp.ones((2, 2)))

@@ -122,7 +122,7 @@ def test_shapes_and_pytree():
         (0.0, "rate must be > 0"),
         (-1.0, "rate must be > 0"),
         (np.nan, "rate must be > 0"),
-        (np.inf, "rate must be finite"),
+        (np.inf, "rate must be > 0 and finite"),
     ],
 )
 def test_bad_parameters_raise(rate, match):
