@@ -86,8 +86,20 @@ def _their_kl(lib: str, a, b):
         return None
 
 
-@pytest.mark.parametrize("lib", LIBS)
-@pytest.mark.parametrize("index", range(15), ids=_ids())
+# CI runs every family for numpyro and a representative few for distrax and TFP (each
+# case compiles its own kernels); --run-slow runs the whole matrix.
+_FAST_FOREIGN = {"Normal", "Categorical", "MultivariateNormalTriL", "Independent"}
+
+
+def _matrix():
+    for lib in LIBS:
+        for index, family in enumerate(_ids()):
+            slow = lib != "numpyro" and family not in _FAST_FOREIGN
+            marks = [pytest.mark.slow] if slow else []
+            yield pytest.param(lib, index, id=f"{family}-{lib}", marks=marks)
+
+
+@pytest.mark.parametrize("lib, index", list(_matrix()))
 def test_kl_of_their_objects_is_ours_and_agrees_with_theirs(lib, index):
     _lib(lib)
     with jax.enable_x64(True), jax.numpy_rank_promotion("allow"):

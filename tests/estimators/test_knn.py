@@ -161,7 +161,10 @@ def _prepared_radii(x, y, k, method, row_block=5, col_block=13):
     return rho2 / scale**2, nu2 / scale**2, k_rho, k_nu, ok
 
 
-@pytest.mark.parametrize("d, k", [(1, 1), (3, 3), (20, 2)])  # d = 20 > 16: chunked sum
+@pytest.mark.parametrize(
+    "d, k",
+    [(1, 1), pytest.param(3, 3, marks=pytest.mark.slow), (20, 2)],  # d = 20 > 16: chunked sum
+)
 def test_tiled_equals_bruteforce_numpy(d, k):
     rng = np.random.default_rng(10 + d + k)
     x = rng.standard_normal((97, d)).astype(np.float32)

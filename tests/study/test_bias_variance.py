@@ -203,19 +203,23 @@ def _subprocess(args, xla_flags=None, **kw):
     )
 
 
-# Small runs for the subprocess tests: k1 and k3 only (one group per case) keep them fast;
+# Small runs for the subprocess tests: k1 only (one group per case) keeps them fast;
 # the importance and k-NN groups go through the same sharded runner (tests/study/test_sweep.py).
 SMALL = [
     "--config", str(QUICK),
     "--set", "sweep.replicates=16",
+    "--set", "sweep.log2_min=4",
     "--set", "sweep.log2_max=6",
     "--set", "sweep.chunk=4",
-    "--set", 'estimators.use=["k1", "k3"]',
+    "--set", 'estimators.use=["k1"]',
     "--set", "timing.cases=[]",
     "--set", "report.bootstrap=100",
 ]  # fmt: skip
 
 
+# Two subprocess studies (about 70 s on 2 cores): the draws' device independence is also
+# tested in tests/study/test_sweep.py, bitwise, in seconds.
+@pytest.mark.slow
 def test_identical_numbers_on_1_and_4_devices(tmp_path):
     results = []
     for devices in (1, 4):
