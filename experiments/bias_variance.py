@@ -38,15 +38,9 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "configs" / "bias_variance.toml"
 
 
-def validate(cfg):
-    validate_config(cfg)
-    for name, spec in cfg["cases"].items():  # unknown families, missing keys: before compute
-        build_case(name, spec)
-
-
 def main(argv=None) -> Path:
     parser = experiment_parser("bias_variance", default_config=DEFAULT, description=__doc__)
-    args, cfg = parse_experiment_args(parser, argv, validate=validate)
+    args, cfg = parse_experiment_args(parser, argv, validate=validate_config)
     t0 = time.perf_counter()
     run = RunDir.open(args.out, "bias_variance", cfg, run_name=args.run_name, stem=args.config.stem)
     key = jax.random.key(cfg["seed"])

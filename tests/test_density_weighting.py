@@ -5,7 +5,6 @@ scipy.stats densities. Statistical checks use the standard errors the run report
 """
 
 import csv
-import importlib.util
 import json
 import math
 import subprocess
@@ -19,17 +18,15 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+from tests.experiment_loader import load_experiment
+
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "density_weighting.py"
 QUICK = REPO / "configs" / "density_weighting_quick.toml"
 EXPERIMENT = "density_weighting"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(EXPERIMENT, SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("density_weighting", EXPERIMENT)
 
 
 @pytest.fixture(scope="module")

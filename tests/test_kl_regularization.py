@@ -1,22 +1,18 @@
 """experiments/kl_regularization.py end to end on its quick config: outputs, claims, resume."""
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.experiment_loader import load_experiment
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location(
-        "_exp_kl_regularization", ROOT / "experiments" / "kl_regularization.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("kl_regularization")
 
 
 @pytest.fixture(scope="module")

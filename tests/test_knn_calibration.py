@@ -1,25 +1,20 @@
 """experiments/knn_calibration.py end to end on its quick config, and its summary helper."""
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests.experiment_loader import load_experiment
+
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "knn_calibration.py"
 QUICK = REPO / "configs" / "knn_calibration_quick.toml"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("knn_calibration", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("knn_calibration", "knn_calibration")
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """experiments/seed_cases.py end to end: outputs exist and parse, the numbers are right."""
 
 import csv
-import importlib.util
 import json
 import math
 import subprocess
@@ -13,8 +12,9 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from tests.experiment_loader import load_experiment
+
 REPO = Path(__file__).resolve().parents[1]
-SCRIPT = REPO / "experiments" / "seed_cases.py"
 F32_EPS = float(np.finfo(np.float32).eps)
 
 # Small but complete: every section runs, in a few seconds.
@@ -33,10 +33,7 @@ QUICK = [
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("seed_cases", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment("seed_cases", "seed_cases")
 
 
 @pytest.fixture(scope="module")

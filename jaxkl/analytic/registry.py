@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from jaxkl.convert import UnsupportedDistribution, as_jaxkl, qualified_name
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["NoAnalyticKL", "kl", "register_kl", "registered_pairs"]
@@ -93,8 +94,6 @@ def _missing_message(a, b) -> str:
 
 def _as_jaxkl_pair(a, b):
     """numpyro, distrax and TFP distributions of known families become jaxkl's."""
-    from jaxkl.convert import UnsupportedDistribution, as_jaxkl, qualified_name
-
     try:
         return as_jaxkl(a), as_jaxkl(b)
     except UnsupportedDistribution as err:

@@ -84,6 +84,12 @@ def from_numpyro(d) -> Distribution:
 
     Raises:
       UnsupportedDistribution: another family; the message lists every converter.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> import numpyro.distributions as nd
+      >>> from_numpyro(nd.Normal(jnp.zeros(3), 1.0).to_event(1)).event_shape
+      (3,)
     """
     return _from(LIBRARIES["numpyro"], d)
 
@@ -110,7 +116,13 @@ def from_tfp(d) -> Distribution:
 
 def to_numpyro(d: Distribution):
     """numpyro's distribution for jaxkl's ``d`` (MultivariateNormalDiag becomes
-    ``Normal(loc, scale_diag).to_event(1)``, numpyro's idiom)."""
+    ``Normal(loc, scale_diag).to_event(1)``, numpyro's idiom).
+
+    Example:
+      >>> import jaxkl
+      >>> type(to_numpyro(jaxkl.Bernoulli(0.3))).__name__
+      'BernoulliLogits'
+    """
     return _to(LIBRARIES["numpyro"], d)
 
 

@@ -152,6 +152,18 @@ def _khat_1d(lw, m_tail: int, prior_adjustment: bool, log_space: bool = True):
     return jnp.where(jnp.any(jnp.isnan(lw)), jnp.nan, xi)
 
 
+def _samples_last(x, axis: int, where: str, name: str) -> tuple[jax.Array, int, int]:
+    """``x`` as floats with the sample axis moved last; its size S and tail length M."""
+    x = as_float(x)
+    if x.ndim == 0:
+        raise ValueError(f"{where}: {name} must have at least one dimension")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"{where}: axis {axis} out of range for shape {x.shape}")
+    x = jnp.moveaxis(x, axis, -1)
+    num = x.shape[-1]
+    return x, num, tail_length(num)
+
+
 def pareto_khat(log_weights, axis: int = -1, *, prior_adjustment: bool = True) -> jax.Array:
     """PSIS k̂: the generalised-Pareto shape of the largest importance weights.
 
@@ -219,14 +231,8 @@ def pareto_khat(log_weights, axis: int = -1, *, prior_adjustment: bool = True) -
       JMLR 25(72). Zhang & Stephens (2009). A new and efficient estimation method for the
       generalized Pareto distribution. Technometrics 51(3), 316–325.
     """
-    lw = jax.lax.stop_gradient(as_float(log_weights))
-    if lw.ndim == 0:
-        raise ValueError("pareto_khat: log_weights must have at least one dimension")
-    if not -lw.ndim <= axis < lw.ndim:
-        raise ValueError(f"pareto_khat: axis {axis} out of range for shape {lw.shape}")
-    lw = jnp.moveaxis(lw, axis, -1)
-    num = lw.shape[-1]
-    m_tail = tail_length(num)
+    lw, num, m_tail = _samples_last(log_weights, axis, "pareto_khat", "log_weights")
+    lw = jax.lax.stop_gradient(lw)
     if m_tail < _MIN_TAIL:
         return jnp.full(lw.shape[:-1], jnp.inf, lw.dtype)
 
@@ -273,14 +279,8 @@ def tail_khat(values, axis: int = -1, *, tails: str = "both") -> jax.Array:
     """
     if tails not in ("upper", "lower", "both"):
         raise ValueError(f"tail_khat: tails must be 'upper', 'lower' or 'both'; got {tails!r}")
-    v = jax.lax.stop_gradient(as_float(values))
-    if v.ndim == 0:
-        raise ValueError("tail_khat: values must have at least one dimension")
-    if not -v.ndim <= axis < v.ndim:
-        raise ValueError(f"tail_khat: axis {axis} out of range for shape {v.shape}")
-    v = jnp.moveaxis(v, axis, -1)
-    num = v.shape[-1]
-    m_tail = tail_length(num)
+    v, num, m_tail = _samples_last(values, axis, "tail_khat", "values")
+    v = jax.lax.stop_gradient(v)
     if m_tail < _MIN_TAIL:
         return jnp.full(v.shape[:-1], jnp.nan, v.dtype)
     rows = v.reshape(-1, num)
@@ -331,17 +331,10 @@ def psis_smooth(log_weights, axis: int = 0) -> tuple[jax.Array, jax.Array]:
       >>> bool(jnp.max(smoothed) <= jnp.max(lw)), bool(0.5 < k < 1.0)
       (True, True)
     """
-    lw = as_float(log_weights)
-    if lw.ndim == 0:
-        raise ValueError("psis_smooth: log_weights must have at least one dimension")
-    if not -lw.ndim <= axis < lw.ndim:
-        raise ValueError(f"psis_smooth: axis {axis} out of range for shape {lw.shape}")
-    moved = jnp.moveaxis(lw, axis, -1)
-    num = moved.shape[-1]
-    m_tail = tail_length(num)
+    moved, num, m_tail = _samples_last(log_weights, axis, "psis_smooth", "log_weights")
     khat = pareto_khat(moved, axis=-1)
     if m_tail < _MIN_TAIL:
-        return lw, khat
+        return jnp.moveaxis(moved, -1, axis), khat
     rows = jax.lax.stop_gradient(moved.reshape(-1, num))
     smoothed = _smooth_rows(rows, m_tail).reshape(moved.shape)
     smoothed = moved + jax.lax.stop_gradient(smoothed - moved)

@@ -200,6 +200,12 @@ def is_exact_regulariser(config: KLConfig, *, off_policy: bool = False) -> bool:
     batch size, ``"token-mean"`` divides it by the batch's token count (β·E[L] in the
     limit, a ratio biased at finite N), ``"seq-mean-token-mean"`` weights each sequence
     by 1/L.
+
+    Example:
+      >>> is_exact_regulariser(KLConfig("loss", "k3", "prefix"))
+      True
+      >>> is_exact_regulariser(KLConfig("reward", "k1", aggregate="token-mean"))
+      False
     """
     return config.aggregate == "seq-mean-token-sum" and is_unbiased(config, off_policy=off_policy)
 

@@ -181,6 +181,16 @@ def quadrature_kl(
     return quadrature_mean(q, log_ratio, num_points=num_points, width=width)
 
 
+def _family(spec: Mapping[str, Any], where: str) -> str:
+    """The case's ``family``, which must be one of :data:`FAMILIES`."""
+    (family,) = _need(spec, where, "family")
+    if family not in FAMILIES:
+        choices = ", ".join(sorted(FAMILIES))
+        problem = f"unknown family {family!r}; choose from {choices}"
+        raise ConfigError([(f"{where}.family", problem)])
+    return family
+
+
 def _non_finite_keys(spec: Any, where: str) -> list[tuple[str, Any]]:
     """Every number under ``spec`` that is ±inf or NaN, with its dotted key."""
     if isinstance(spec, Mapping):
@@ -206,16 +216,7 @@ def validate_case(name: str, spec: Mapping[str, Any]) -> None:
     bad = _non_finite_keys(spec, where)
     if bad:
         raise ConfigError([(key, f"must be finite; got {value!r}") for key, value in bad])
-    (family,) = _need(spec, where, "family")
-    if family not in FAMILIES:
-        raise ConfigError(
-            [
-                (
-                    f"{where}.family",
-                    f"unknown family {family!r}; choose from {', '.join(sorted(FAMILIES))}",
-                )
-            ]
-        )
+    family = _family(spec, where)
     try:
         FAMILIES[family](spec, where)
     except ConfigError:
@@ -231,16 +232,7 @@ def build_case(name: str, spec: Mapping[str, Any]) -> Case:
       ConfigError: unknown family or missing keys, naming the key.
     """
     where = f"cases.{name}"
-    (family,) = _need(spec, where, "family")
-    if family not in FAMILIES:
-        raise ConfigError(
-            [
-                (
-                    f"{where}.family",
-                    f"unknown family {family!r}; choose from {', '.join(sorted(FAMILIES))}",
-                )
-            ]
-        )
+    family = _family(spec, where)
     q, p, proposal, desc, continuous = FAMILIES[family](spec, where)
     try:
         truth, source = float(kl(q, p)), "closed form (jaxkl.kl)"

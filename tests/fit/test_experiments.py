@@ -5,22 +5,18 @@ tests read back what it wrote (summary.json, metrics.csv, report.md, the PNG) an
 the claims of issue #5 on those numbers.
 """
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from tests.experiment_loader import load_experiment
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load(name):
-    spec = importlib.util.spec_from_file_location(
-        f"_exp_{name}", ROOT / "experiments" / f"{name}.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_experiment(name)
 
 
 def _run(name, tmp_path_factory):
