@@ -46,15 +46,15 @@ class Dirichlet(Distribution):
     reparameterized = True
     _param_event_ndims = {"concentration": 1}
     _constraints = {"concentration": POSITIVE_FINITE}
+    _event_axis_name = "K"
 
-    def _check_values(self):
+    def _check_shapes(self):
         k = self.concentration.shape[-1]
         if k < 2:
             raise ValueError(
                 "Dirichlet: concentration must have K >= 2 categories on its last axis; "
                 f"got shape {self.concentration.shape}"
             )
-        super()._check_values()
 
     @property
     def event_shape(self) -> tuple[int, ...]:

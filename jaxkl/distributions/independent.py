@@ -39,7 +39,7 @@ class Independent(Distribution):
     base: Distribution
     reinterpreted_batch_ndims: int = dataclasses.field(metadata={"static": True})
 
-    def __post_init__(self):
+    def __post_init__(self, validate: bool):
         if not isinstance(self.base, Distribution):
             raise ValueError(
                 f"Independent: base must be a jaxkl Distribution; got {type(self.base).__name__}"

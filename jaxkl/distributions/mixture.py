@@ -56,7 +56,7 @@ class Mixture(Distribution):
     reparameterized = False
     _param_event_ndims = {"mixture_logits": 1}
 
-    def __post_init__(self):
+    def __post_init__(self, validate: bool):
         if not isinstance(self.components, Distribution):
             raise ValueError(
                 "Mixture: components must be a jaxkl Distribution whose last batch axis is "
@@ -84,7 +84,8 @@ class Mixture(Distribution):
                 f"{self.mixture_logits.shape[:-1]} (+ K) vs components {component_batch[:-1]} "
                 "(+ K)"
             ) from None
-        self._check_values()
+        if validate:
+            self._check_values()
 
     _constraints = {"mixture_logits": FINITE}
 
