@@ -276,6 +276,18 @@ class Distribution:
         """The most probable value, ``batch_shape + event_shape``."""
         raise NotImplementedError(f"{type(self).__name__} has no mode() (no unique mode)")
 
+    def cdf(self, x) -> jax.Array:
+        """P(X ≤ x), ``[..., *batch_shape]``; univariate families with a closed form."""
+        raise NotImplementedError(f"{type(self).__name__} has no cdf() in closed form")
+
+    def log_cdf(self, x) -> jax.Array:
+        """log P(X ≤ x), ``[..., *batch_shape]``."""
+        raise NotImplementedError(f"{type(self).__name__} has no log_cdf() in closed form")
+
+    def icdf(self, p) -> jax.Array:
+        """The quantile: the x with P(X ≤ x) = p, ``[..., *batch_shape]``."""
+        raise NotImplementedError(f"{type(self).__name__} has no icdf() in closed form")
+
     def __repr__(self) -> str:
         parts = []
         for f in dataclasses.fields(self):

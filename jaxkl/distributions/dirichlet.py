@@ -100,6 +100,19 @@ class Dirichlet(Distribution):
         total = jnp.sum(conc, axis=-1, keepdims=True)
         return conc / total
 
+    def mode(self):
+        """(aₖ − 1)/(a₀ − K), ``[..., K]``, where every aₖ > 1; NaN rows otherwise.
+
+        With some aₖ ≤ 1 the density is unbounded or maximal on a face of the simplex,
+        and no interior mode exists.
+        """
+        conc = self.concentration
+        k = conc.shape[-1]
+        total = jnp.sum(conc, axis=-1, keepdims=True)
+        interior = jnp.all(conc > 1.0, axis=-1, keepdims=True)
+        mode = (conc - 1.0) / jnp.where(interior, total - k, 1.0)
+        return jnp.where(interior, mode, jnp.nan)
+
     def variance(self):
         """aₖ (a₀ − aₖ) / (a₀² (a₀ + 1)), ``[..., K]``."""
         conc = self.concentration

@@ -102,6 +102,10 @@ class MultivariateNormalTriL(Distribution):
     def mean(self):
         return self.loc
 
+    def mode(self):
+        """loc, ``[..., d]``."""
+        return self.loc
+
     def variance(self):
         # diag(L Lᵀ)ᵢ = Σⱼ Lᵢⱼ², without forming the covariance.
         return jnp.sum(jnp.square(jnp.tril(self.scale_tril)), -1)
