@@ -42,7 +42,14 @@ def _prepared(where: str, **arrays):
 
 def _location_part(delta_loc, scale, log_scale):
     """½(Δμ/σ)², from log σ when given (Δμ·e^{−log σ} stays finite where σ underflows)."""
-    z = div(delta_loc, scale) if log_scale is None else delta_loc * jnp.exp(-log_scale)
+    if log_scale is None:
+        return 0.5 * jnp.square(div(delta_loc, scale))
+    # e^{−log σ} overflows for log σ < −log(finfo.max) (−88.7 in float32); where Δμ = 0
+    # the product would be 0·inf = NaN for a true z of 0. The exponent is replaced before
+    # exp (not after), so that no inf reaches the gradient either. For Δμ ≠ 0 such a σ is
+    # below the dtype's normal range, and z is +inf even where z² would still fit.
+    overflow = (delta_loc == 0) & (log_scale < -np.log(jnp.finfo(log_scale.dtype).max))
+    z = delta_loc * jnp.exp(-jnp.where(overflow, 0.0, log_scale))
     return 0.5 * jnp.square(z)
 
 

@@ -27,7 +27,8 @@ Every constructor takes a keyword ``validate`` (default True). ``validate=False`
 the value checks, for hot loops whose parameters are known to be valid (one reduction and
 one host round trip per parameter saved per construction); the conversion to one float
 dtype, the broadcasting and the shape checks still run, because without them the
-numbers would be wrong rather than merely unchecked.
+numbers would be wrong rather than merely unchecked. It also turns off the runtime checks
+that :func:`jaxkl.checked` would otherwise add for that distribution.
 
 A parameter offered in two forms (``scale`` or ``log_scale``; ``logits`` or ``probs``)
 is stored once, in the form given, so that ``grad`` and optax see exactly one leaf per

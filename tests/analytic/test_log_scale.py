@@ -118,7 +118,7 @@ def test_jit_vmap_and_pytree_with_log_scales():
     p = jaxkl.Normal(0.0, log_scale=0.0)
     leaves = jax.tree_util.tree_leaves(q)
     assert len(leaves) == 2 and leaves[1] is q.log_scale  # one leaf per parameter
-    f = jax.jit(jaxkl.kl)
+    f = jax.jit(lambda q, p: jaxkl.kl(q, p))  # its own cache
     eager = jaxkl.kl(q, p)
     np.testing.assert_allclose(f(q, p), eager, rtol=1e-6)
     f(jaxkl.Normal(jnp.ones(4), log_scale=a + 1.0), p)
@@ -149,3 +149,13 @@ def test_exactly_one_of_scale_and_log_scale(build, names):
             build(**kwargs)
     with pytest.raises(ValueError, match=f"{log_name} must be finite"):
         build(**{log_name: jnp.inf})
+
+
+def test_log_scales_beyond_the_float32_exponent_range_give_no_nan():
+    # e^{−log σ_b} overflows below log σ_b = −88.7: equal locations must still give z = 0.
+    def f(loc_a, a, b):
+        return jaxkl.kl(jaxkl.Normal(loc_a, log_scale=a), jaxkl.Normal(0.0, log_scale=b))
+
+    assert float(f(0.0, -100.0, -100.0)) == 0.0
+    grads = jax.grad(f, argnums=(0, 1, 2))(0.0, -99.0, -100.0)
+    np.testing.assert_allclose(grads, [0.0, np.expm1(2.0), -np.expm1(2.0)], rtol=1e-6)
