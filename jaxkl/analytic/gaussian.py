@@ -8,7 +8,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxkl._shapes import as_float, broadcast_named, widen_half
-from jaxkl.analytic._math import div, expm1_minus_x, gaussian_scale_kl
+from jaxkl.analytic._math import div, gaussian_scale_kl, gaussian_scale_kl_from_log_ratio
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.lognormal import LogNormal
 from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
@@ -18,7 +18,63 @@ from jaxkl.distributions.normal import Normal
 __all__ = ["lognormal", "mvn_diag", "mvn_tril", "normal", "residual_normal"]
 
 
-def normal(loc_a, scale_a, loc_b, scale_b):
+def _one_form(where: str, **pairs) -> dict[str, object]:
+    """``{name or log_name: value}`` from ``name=(value, log_value)``: exactly one each."""
+    given = {}
+    for name, (value, log_value) in pairs.items():
+        if (value is None) == (log_value is None):
+            raise ValueError(f"{where}: pass exactly one of {name} and log_{name}")
+        given[name if log_value is None else f"log_{name}"] = (
+            value if log_value is None else log_value
+        )
+    return given
+
+
+def _prepared(where: str, **arrays):
+    """``({name: array}, dtype)``: one float dtype, broadcast, half precision widened."""
+    names = list(arrays)
+    values = as_float(*arrays.values(), names=names, where=where)
+    values = values if isinstance(values, tuple) else (values,)
+    values = broadcast_named(where, **dict(zip(names, values, strict=True)))
+    values, dtype = widen_half(*values)
+    return dict(zip(names, values, strict=True)), dtype
+
+
+def _location_part(delta_loc, scale, log_scale):
+    """½(Δμ/σ)², from log σ when given (Δμ·e^{−log σ} stays finite where σ underflows)."""
+    if log_scale is None:
+        return 0.5 * jnp.square(div(delta_loc, scale))
+    # e^{−log σ} overflows for log σ < −log(finfo.max) (−88.7 in float32); where Δμ = 0
+    # the product would be 0·inf = NaN for a true z of 0. The exponent is replaced before
+    # exp (not after), so that no inf reaches the gradient either. For Δμ ≠ 0 such a σ is
+    # below the dtype's normal range, and z is +inf even where z² would still fit.
+    overflow = (delta_loc == 0) & (log_scale < -np.log(jnp.finfo(log_scale.dtype).max))
+    z = delta_loc * jnp.exp(-jnp.where(overflow, 0.0, log_scale))
+    return 0.5 * jnp.square(z)
+
+
+def _scale_part(scale_a, scale_b, log_scale_a, log_scale_b):
+    """½(r² − 1) − log r, r = σ_a/σ_b, each σ given as itself or as its log (the other None).
+
+    From t = log σ_a − log σ_b when either comes as a log (the log of the other taken
+    when it came as σ: log 1 = 0 exactly, the common unit prior), else from the scales.
+    Every Gaussian kernel (normal, residual, lognormal, diagonal) goes through here.
+    """
+    if log_scale_a is None and log_scale_b is None:
+        return gaussian_scale_kl(scale_a, scale_b)
+    log_a = jnp.log(scale_a) if log_scale_a is None else log_scale_a
+    log_b = jnp.log(scale_b) if log_scale_b is None else log_scale_b
+    return gaussian_scale_kl_from_log_ratio(log_a - log_b)
+
+
+def _gaussian_kl(loc_a, loc_b, scale_a=None, scale_b=None, log_scale_a=None, log_scale_b=None):
+    """½((μ_a − μ_b)/σ_b)² + ½(r² − 1) − log r, elementwise."""
+    return _location_part(loc_a - loc_b, scale_b, log_scale_b) + _scale_part(
+        scale_a, scale_b, log_scale_a, log_scale_b
+    )
+
+
+def normal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None, log_scale_b=None):
     """KL(N(loc_a, scale_a²) ‖ N(loc_b, scale_b²)).
 
     KL = ½((μ_a − μ_b)/σ_b)² + ½(r² − 1) − log r,  r = σ_a/σ_b,
@@ -27,23 +83,36 @@ def normal(loc_a, scale_a, loc_b, scale_b):
     precision in float32 for scale ratios from 1e-6 to 1e6 and near 1 (as written, the
     textbook form loses every digit as σ_a → σ_b).
 
+    Each scale may be given as its log instead (``log_scale_a``, ``log_scale_b``). Then
+    the scale part is ½(e^{2t} − 1 − 2t) with t = log σ_a − log σ_b formed by one
+    subtraction (:func:`jaxkl.analytic._math.gaussian_scale_kl_from_log_ratio`), which
+    keeps float32's relative precision for t from 1e-8 to 10 where exponentiating first
+    would round the ratio to 1 (tests/analytic/test_log_scale.py, against 50 digits).
+
     Args:
-      loc_a, scale_a, loc_b, scale_b: arrays ``[...]`` that broadcast together; scales > 0.
+      loc_a, loc_b: means, ``[...]``.
+      scale_a, scale_b: standard deviations > 0, ``[...]``; or ``log_scale_a``,
+        ``log_scale_b`` (exactly one of each pair). All broadcast together.
 
     Returns:
       ``[...]``, the broadcast shape.
 
+    Raises:
+      ValueError: both or neither of a scale and its log are given.
+
     Example:
       >>> float(normal(0.0, 1.0, 1.0, 1.0))
       0.5
+      >>> kl = float(normal(0.0, loc_b=0.0, log_scale_a=1e-6, log_scale_b=0.0))
+      >>> abs(kl - 1e-12) < 1e-17  # t² + (2/3)t³ + …
+      True
     """
-    loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
-    loc_a, scale_a, loc_b, scale_b = broadcast_named(
-        "jaxkl.analytic.normal", loc_a=loc_a, scale_a=scale_a, loc_b=loc_b, scale_b=scale_b
-    )
-    (loc_a, scale_a, loc_b, scale_b), dtype = widen_half(loc_a, scale_a, loc_b, scale_b)
-    z = div(loc_a - loc_b, scale_b)
-    return (0.5 * jnp.square(z) + gaussian_scale_kl(scale_a, scale_b)).astype(dtype)
+    where = "jaxkl.analytic.normal"
+    if loc_b is None:
+        raise TypeError(f"{where}: loc_b is required")
+    scales = _one_form(where, scale_a=(scale_a, log_scale_a), scale_b=(scale_b, log_scale_b))
+    v, dtype = _prepared(where, loc_a=loc_a, loc_b=loc_b, **scales)
+    return _gaussian_kl(**v).astype(dtype)
 
 
 def residual_normal(
@@ -61,7 +130,8 @@ def residual_normal(
     ``log_scale_p`` instead of exponentiating first: the scale part is then
     ½(e^{2t} − 1 − 2t) = ½·expm1_minus_x(2t), formed from t itself, whereas exp(t)
     rounds to within one float32 ulp of 1 for |t| ≲ 1e-7 and the KL with it
-    (``residual_normal(dm, jnp.exp(t), ...)`` is 9 % off at t = 1e-6).
+    (``residual_normal(dm, jnp.exp(t), ...)`` is 9 % off at t = 1e-6). This is the
+    code path of :func:`normal` with log-scales (one implementation for both).
     tests/analytic/test_gaussian_float64.py checks ≤ 1e-5 relative error in float32
     against 50-digit arithmetic for t from 1e-8 to 10.
 
@@ -85,41 +155,44 @@ def residual_normal(
       True
     """
     where = "jaxkl.analytic.residual_normal"
-    for name, value, log_value in (
-        ("delta_scale", delta_scale, log_delta_scale),
-        ("scale_p", scale_p, log_scale_p),
-    ):
-        if (value is None) == (log_value is None):
-            raise ValueError(f"{where}: pass exactly one of {name} and log_{name}")
-    use_log_ds, use_log_sp = delta_scale is None, scale_p is None
-    ds = log_delta_scale if use_log_ds else delta_scale
-    sp = log_scale_p if use_log_sp else scale_p
-    delta_loc, ds, sp = as_float(delta_loc, ds, sp)
-    delta_loc, ds, sp = broadcast_named(where, delta_loc=delta_loc, delta_scale=ds, scale_p=sp)
-    (delta_loc, ds, sp), dtype = widen_half(delta_loc, ds, sp)
-    if use_log_ds:
-        scale_part = 0.5 * expm1_minus_x(2.0 * ds)
-    else:
-        scale_part = gaussian_scale_kl(ds, jnp.ones_like(ds))
-    z = delta_loc * jnp.exp(-sp) if use_log_sp else div(delta_loc, sp)
-    return (0.5 * jnp.square(z) + scale_part).astype(dtype)
+    given = _one_form(
+        where, delta_scale=(delta_scale, log_delta_scale), scale_p=(scale_p, log_scale_p)
+    )
+    v, dtype = _prepared(where, delta_loc=delta_loc, **given)
+    # The posterior's scale relative to the prior's: σ_a/σ_b = Δσ/1 (log 1 = 0 exactly).
+    one = jnp.ones_like(v["delta_loc"])
+    kl = _location_part(v["delta_loc"], v.get("scale_p"), v.get("log_scale_p")) + _scale_part(
+        v.get("delta_scale", one), one, v.get("log_delta_scale"), None
+    )
+    return kl.astype(dtype)
+
+
+def _scale_args(d, name: str, suffix: str) -> dict[str, jax.Array]:
+    """``{name+suffix: σ}`` or ``{log_name+suffix: log σ}``: the form ``d`` stores."""
+    log = getattr(d, f"_log_{name}")
+    if log is not None:
+        return {f"log_{name}{suffix}": log}
+    return {f"{name}{suffix}": getattr(d, f"_{name}")}
 
 
 @register_kl(Normal, Normal)
 def _kl_normal_normal(a: Normal, b: Normal):
-    return normal(a.loc, a.scale, b.loc, b.scale)
+    return normal(
+        a.loc, loc_b=b.loc, **_scale_args(a, "scale", "_a"), **_scale_args(b, "scale", "_b")
+    )
 
 
-def lognormal(loc_a, scale_a, loc_b, scale_b):
+def lognormal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None, log_scale_b=None):
     """KL(LogNormal(loc_a, scale_a) ‖ LogNormal(loc_b, scale_b)).
 
     KL is invariant under the bijection x ↦ exp(x) applied to both arguments, so this is
     the normal KL of the underlying normals: ½((μ_a − μ_b)/σ_b)² + ½(r² − 1) − log r with
-    r = σ_a/σ_b (see :func:`normal` for how it is evaluated).
+    r = σ_a/σ_b (see :func:`normal` for how it is evaluated, also from log-scales).
 
     Args:
-      loc_a, scale_a, loc_b, scale_b: parameters of the underlying normals, ``[...]``,
-        broadcasting together; scales > 0.
+      loc_a, loc_b: means of the underlying normals, ``[...]``.
+      scale_a, scale_b: their standard deviations > 0, ``[...]``; or ``log_scale_a``,
+        ``log_scale_b`` (exactly one of each pair). All broadcast together.
 
     Returns:
       ``[...]``, the broadcast shape.
@@ -128,16 +201,19 @@ def lognormal(loc_a, scale_a, loc_b, scale_b):
       >>> float(lognormal(0.0, 1.0, 1.0, 1.0))
       0.5
     """
-    loc_a, scale_a, loc_b, scale_b = as_float(loc_a, scale_a, loc_b, scale_b)
-    loc_a, scale_a, loc_b, scale_b = broadcast_named(
-        "jaxkl.analytic.lognormal", loc_a=loc_a, scale_a=scale_a, loc_b=loc_b, scale_b=scale_b
-    )
-    return normal(loc_a, scale_a, loc_b, scale_b)
+    where = "jaxkl.analytic.lognormal"
+    if loc_b is None:
+        raise TypeError(f"{where}: loc_b is required")
+    scales = _one_form(where, scale_a=(scale_a, log_scale_a), scale_b=(scale_b, log_scale_b))
+    v, dtype = _prepared(where, loc_a=loc_a, loc_b=loc_b, **scales)
+    return _gaussian_kl(**v).astype(dtype)
 
 
 @register_kl(LogNormal, LogNormal)
 def _kl_lognormal_lognormal(a: LogNormal, b: LogNormal):
-    return lognormal(a.loc, a.scale, b.loc, b.scale)
+    return lognormal(
+        a.loc, loc_b=b.loc, **_scale_args(a, "scale", "_a"), **_scale_args(b, "scale", "_b")
+    )
 
 
 def _event_size(where: str, **arrays) -> int:
@@ -176,22 +252,34 @@ def _check_same_event(a, b) -> None:
         )
 
 
-def mvn_diag(loc_a, scale_diag_a, loc_b, scale_diag_b):
+def mvn_diag(
+    loc_a,
+    scale_diag_a=None,
+    loc_b=None,
+    scale_diag_b=None,
+    *,
+    log_scale_diag_a=None,
+    log_scale_diag_b=None,
+):
     """KL(N(loc_a, diag(scale_diag_a²)) ‖ N(loc_b, diag(scale_diag_b²))).
 
     KL = Σᵢ [½((μ_aᵢ − μ_bᵢ)/s_bᵢ)² + ½(rᵢ² − 1) − log rᵢ],  rᵢ = s_aᵢ/s_bᵢ:
-    the sum over coordinates of the univariate KL (see :func:`normal`), each term keeping
-    full float32 precision when s_aᵢ ≈ s_bᵢ as well as for ratios far from 1.
+    the sum over coordinates of the univariate KL (see :func:`normal`, also for the
+    log-scale form), each term keeping full float32 precision when s_aᵢ ≈ s_bᵢ as well as
+    for ratios far from 1.
 
     Args:
-      loc_a, scale_diag_a, loc_b, scale_diag_b: ``[..., d]`` with one d; batch dimensions
-        broadcast together; scales > 0.
+      loc_a, loc_b: means, ``[..., d]``.
+      scale_diag_a, scale_diag_b: ``[..., d]``, > 0; or ``log_scale_diag_a``,
+        ``log_scale_diag_b`` (exactly one of each pair). One d for all; batch dimensions
+        broadcast together.
 
     Returns:
       ``[...]``, the broadcast batch shape.
 
     Raises:
-      ValueError: the arguments' event sizes d differ (the message names each d).
+      ValueError: the arguments' event sizes d differ (the message names each d), or both
+        or neither of a scale and its log are given.
 
     Example:
       >>> import jax.numpy as jnp
@@ -199,36 +287,44 @@ def mvn_diag(loc_a, scale_diag_a, loc_b, scale_diag_b):
       1.5
     """
     where = "jaxkl.analytic.mvn_diag"
-    loc_a, scale_diag_a, loc_b, scale_diag_b = as_float(loc_a, scale_diag_a, loc_b, scale_diag_b)
-    _event_size(
+    if loc_b is None:
+        raise TypeError(f"{where}: loc_b is required")
+    scales = _one_form(
         where,
-        loc_a=(loc_a, 1),
-        scale_diag_a=(scale_diag_a, 1),
-        loc_b=(loc_b, 1),
-        scale_diag_b=(scale_diag_b, 1),
+        scale_diag_a=(scale_diag_a, log_scale_diag_a),
+        scale_diag_b=(scale_diag_b, log_scale_diag_b),
     )
-    loc_a, scale_diag_a, loc_b, scale_diag_b = broadcast_named(
-        where, loc_a=loc_a, scale_diag_a=scale_diag_a, loc_b=loc_b, scale_diag_b=scale_diag_b
-    )
-    (loc_a, scale_diag_a, loc_b, scale_diag_b), dtype = widen_half(
-        loc_a, scale_diag_a, loc_b, scale_diag_b
-    )
-    return _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b).astype(dtype)
+    arrays = dict(loc_a=loc_a, loc_b=loc_b, **scales)
+    names = list(arrays)
+    converted = as_float(*arrays.values(), names=names, where=where)
+    _event_size(where, **{n: (x, 1) for n, x in zip(names, converted, strict=True)})
+    v, dtype = _prepared(where, **dict(zip(names, converted, strict=True)))
+    return _mvn_diag_core(
+        v["loc_a"],
+        v["loc_b"],
+        v.get("scale_diag_a"),
+        v.get("scale_diag_b"),
+        v.get("log_scale_diag_a"),
+        v.get("log_scale_diag_b"),
+    ).astype(dtype)
 
 
 # The arithmetic of each MVN kernel is one jitted function: called eagerly it compiles once
 # per shape instead of once per primitive, and inside a caller's jit it is simply inlined.
 @jax.jit
-def _mvn_diag_core(loc_a, scale_diag_a, loc_b, scale_diag_b):
-    z = div(loc_a - loc_b, scale_diag_b)
-    per_dim = 0.5 * jnp.square(z) + gaussian_scale_kl(scale_diag_a, scale_diag_b)
-    return jnp.sum(per_dim, -1)
+def _mvn_diag_core(loc_a, loc_b, scale_a, scale_b, log_scale_a, log_scale_b):
+    return jnp.sum(_gaussian_kl(loc_a, loc_b, scale_a, scale_b, log_scale_a, log_scale_b), -1)
 
 
 @register_kl(MultivariateNormalDiag, MultivariateNormalDiag)
 def _kl_mvndiag_mvndiag(a: MultivariateNormalDiag, b: MultivariateNormalDiag):
     _check_same_event(a, b)
-    return mvn_diag(a.loc, a.scale_diag, b.loc, b.scale_diag)
+    return mvn_diag(
+        a.loc,
+        loc_b=b.loc,
+        **_scale_args(a, "scale_diag", "_a"),
+        **_scale_args(b, "scale_diag", "_b"),
+    )
 
 
 def _whitened_kl(m, diag_a, diag_b, y):

@@ -42,7 +42,10 @@ def _kl_independent_independent(a: Independent, b: Independent):
 def _as_mvn_diag(d: Independent, other) -> MultivariateNormalDiag:
     """Independent(Normal, 1) is MultivariateNormalDiag under another name."""
     if isinstance(d.base, Normal) and d.reinterpreted_batch_ndims == 1:
-        return MultivariateNormalDiag(d.base.loc, d.base.scale)
+        base = d.base
+        if base._log_scale is not None:  # keep the log form: the kernel uses it directly
+            return MultivariateNormalDiag(base.loc, log_scale_diag=base.log_scale, validate=False)
+        return MultivariateNormalDiag(base.loc, base.scale, validate=False)
     raise NoAnalyticKL(
         f"no closed-form KL between Independent({type(d.base).__name__}, "
         f"{d.reinterpreted_batch_ndims}) and {type(other).__name__}: only "

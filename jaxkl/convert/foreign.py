@@ -35,7 +35,7 @@ class ForeignDistribution(Distribution):
     inner: object
     library: str = dataclasses.field(metadata={"static": True})
 
-    def __post_init__(self):
+    def __post_init__(self, validate: bool):
         if self.library not in LIBRARIES:
             raise ValueError(
                 f"ForeignDistribution: library must be one of {sorted(LIBRARIES)}; "

@@ -49,6 +49,12 @@ def _param(d, name: str):
     return d.parameters[name]
 
 
+def _from_probs_or_logits(cls, probs, logits):
+    """``cls(probs=…)`` when the foreign object was built from probabilities (jaxkl takes
+    their log itself, exact zeros giving −inf), else ``cls(logits)``."""
+    return cls(logits) if probs is None else cls(probs=probs)
+
+
 # Families whose parameters every library names as jaxkl does, in jaxkl's order.
 _SIMPLE: dict[type, tuple[str, ...]] = {
     jd.Normal: ("loc", "scale"),
@@ -94,9 +100,11 @@ def _numpyro_from() -> dict[str, Callable]:
     return {
         **_simple_from(_SIMPLE),
         "BernoulliLogits": lambda d, c: jd.Bernoulli(d.logits),
-        "BernoulliProbs": lambda d, c: jd.Bernoulli(d.logits),
+        # From probs, not numpyro's logits: those are clamped to [eps, 1 − eps] first, so
+        # p = 0 would become a logit of −16 (float32) instead of −inf.
+        "BernoulliProbs": lambda d, c: jd.Bernoulli(probs=d.probs),
         "CategoricalLogits": lambda d, c: jd.Categorical(d.logits),
-        "CategoricalProbs": lambda d, c: jd.Categorical(d.logits),
+        "CategoricalProbs": lambda d, c: jd.Categorical(probs=d.probs),
         "MultivariateNormal": lambda d, c: jd.MultivariateNormalTriL(d.loc, d.scale_tril),
         "Independent": independent,
         "MixtureSameFamily": mixture,
@@ -136,8 +144,8 @@ def _distrax_from() -> dict[str, Callable]:
     return {
         **_simple_from([f for f in _SIMPLE if f not in (*_DISTRAX_LACKS, jd.Beta)]),
         **_simple_from([jd.Beta], rename={"concentration1": "alpha", "concentration0": "beta"}),
-        "Bernoulli": lambda d, c: jd.Bernoulli(d.logits),
-        "Categorical": lambda d, c: jd.Categorical(d.logits),
+        "Bernoulli": lambda d, c: _from_probs_or_logits(jd.Bernoulli, d._probs, d.logits),
+        "Categorical": lambda d, c: _from_probs_or_logits(jd.Categorical, d._probs, d.logits),
         "MultivariateNormalDiag": lambda d, c: jd.MultivariateNormalDiag(d.loc, d.scale_diag),
         "MultivariateNormalTri": tri,
         "Independent": lambda d, c: jd.Independent(c(d.distribution), d.reinterpreted_batch_ndims),
@@ -197,8 +205,12 @@ def _tfp_from() -> dict[str, Callable]:
         "Exponential": lambda d, c: jd.Exponential(_tfp_rate(d)),
         "Gamma": lambda d, c: jd.Gamma(d.concentration, _tfp_rate(d)),
         "Poisson": lambda d, c: jd.Poisson(_tfp_rate(d)),
-        "Bernoulli": lambda d, c: jd.Bernoulli(d.logits_parameter()),
-        "Categorical": lambda d, c: jd.Categorical(d.logits_parameter()),
+        "Bernoulli": lambda d, c: _from_probs_or_logits(
+            jd.Bernoulli, _param(d, "probs"), d.logits_parameter()
+        ),
+        "Categorical": lambda d, c: _from_probs_or_logits(
+            jd.Categorical, _param(d, "probs"), d.logits_parameter()
+        ),
         "MultivariateNormalDiag": mvn_diag,
         "MultivariateNormalTriL": mvn_tril,
         "Independent": independent,

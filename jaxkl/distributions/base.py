@@ -16,9 +16,26 @@ A subclass declares:
   finite, …). The base class checks each with :func:`jaxkl._checks.require_values`, whose
   error names the parameter and shows the offending entries. Which parameters may be
   infinite is decided here, per family.
-* ``_check_values(self)`` (optional): further checks that relate parameters (Uniform's
-  high > low); call ``super()._check_values()`` first.
+* ``_check_shapes(self)`` (optional): checks that shapes and sizes agree (the event size
+  d of ``loc`` and ``scale_diag``). These always run: a wrong shape gives a wrong number.
+* ``_check_values(self)`` (optional): further checks that relate parameter values
+  (Uniform's high > low); call ``super()._check_values()`` first. Value checks are
+  skipped when the distribution is built with ``validate=False``.
 * ``_sample(key, sample_shape)``, ``log_prob``, ``entropy``, ``mean``, ``variance``.
+
+Every constructor takes a keyword ``validate`` (default True). ``validate=False`` skips
+the value checks, for hot loops whose parameters are known to be valid (one reduction and
+one host round trip per parameter saved per construction); the conversion to one float
+dtype, the broadcasting and the shape checks still run, because without them the
+numbers would be wrong rather than merely unchecked. It also turns off the runtime checks
+that :func:`jaxkl.checked` would otherwise add for that distribution.
+
+A parameter offered in two forms (``scale`` or ``log_scale``; ``logits`` or ``probs``)
+is stored once, in the form given, so that ``grad`` and optax see exactly one leaf per
+parameter. For the scale families the form given is a pair of fields ``_scale`` and
+``_log_scale`` of which exactly one holds an array (the other is None, an empty pytree);
+:func:`scale_properties` derives the public ``scale`` and ``log_scale`` from whichever is
+stored. Error messages name parameters without the leading underscore.
 
 Fields marked ``dataclasses.field(metadata={"static": True})`` are pytree auxiliary
 data (hashable Python values such as ``reinterpreted_batch_ndims``).
@@ -39,7 +56,60 @@ from jaxkl._checks import Constraint, require_values
 from jaxkl._keys import as_key
 from jaxkl._shapes import as_float, shape_tuple
 
-__all__ = ["Distribution"]
+__all__ = ["NOT_GIVEN", "Distribution", "exactly_one", "public_name", "scale_properties"]
+
+# Default of the optional forms of a parameter: None means "not given" as well, but an
+# explicit None for the usual form, with no alternative, is a type error (as it was before
+# the alternative existed), not a missing argument.
+NOT_GIVEN = object()
+
+
+def public_name(name: str) -> str:
+    """The parameter name users see: the field name without its storage underscore."""
+    return name.lstrip("_")
+
+
+def exactly_one(where: str, name: str, value, alt_name: str, alt_value):
+    """``(value, None)`` or ``(None, alt_value)``: the one form of a parameter given.
+
+    Raises:
+      ValueError: both forms, or neither, are given (the message names both).
+      TypeError: ``name`` is explicitly None and ``alt_name`` is not given.
+    """
+    given = value is not NOT_GIVEN and value is not None
+    if given and alt_value is not None:
+        raise ValueError(f"{where}: pass exactly one of {name} and {alt_name}; got both")
+    if alt_value is not None:
+        return None, alt_value
+    if value is NOT_GIVEN:
+        raise ValueError(f"{where}: pass exactly one of {name} and {alt_name}; got neither")
+    if value is None:
+        raise TypeError(
+            f"{where}: {name} must be a real number or an array of real numbers; got "
+            f"NoneType (or pass {alt_name}=…)"
+        )
+    return value, None
+
+
+def scale_properties(name: str, log_name: str) -> tuple[property, property]:
+    """Public ``name`` and ``log_name`` properties over the fields ``_name``/``_log_name``.
+
+    Whichever field holds the array is returned as is; the other form is derived from it
+    (exp or log). Kernels that can use the log directly read ``_log_name`` to learn
+    whether it was given.
+    """
+
+    def value(self):
+        stored = getattr(self, "_" + name)
+        return jnp.exp(getattr(self, "_" + log_name)) if stored is None else stored
+
+    def log_value(self):
+        stored = getattr(self, "_" + log_name)
+        return jnp.log(getattr(self, "_" + name)) if stored is None else stored
+
+    value.__doc__ = f"{name}, ``[...]``: as given, or exp({log_name})."
+    log_value.__doc__ = f"{log_name}, ``[...]``: as given, or log({name})."
+    return property(value), property(log_value)
 
 
 def _flatten(dist):
@@ -66,6 +136,7 @@ def _make_unflatten(cls):
     return unflatten
 
 
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
 class Distribution:
     """Base class: parameters as dataclass fields, pytree registered, validated on build.
 
@@ -74,39 +145,51 @@ class Distribution:
     ``[..., *batch_shape, *event_shape]`` and returns ``[..., *batch_shape]``.
     """
 
+    _: dataclasses.KW_ONLY
+    validate: dataclasses.InitVar[bool] = True
+
     reparameterized: ClassVar[bool] = False
     _param_event_ndims: ClassVar[Mapping[str, int]] = {}
     _constraints: ClassVar[Mapping[str, Constraint]] = {}
+    # What the event axes of parameters are called in messages: d for vectors, K for
+    # categories.
+    _event_axis_name: ClassVar[str] = "d"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         jax.tree_util.register_pytree_node(cls, _flatten, _make_unflatten(cls))
 
     # ---------------------------------------------------------------- construction
-    def __post_init__(self):
+    def __post_init__(self, validate: bool):
         self._convert_params()
-        self._check_values()
+        self._check_shapes()
+        if validate:
+            self._check_values()
 
     def _convert_params(self) -> None:
-        names = list(self._param_event_ndims)
+        # A parameter absent in this form (the other form was given) is None.
+        names = [n for n in self._param_event_ndims if getattr(self, n) is not None]
         if not names:
             return
         cls = type(self).__name__
-        values = as_float(*(getattr(self, n) for n in names), names=names, where=cls)
+        values = as_float(
+            *(getattr(self, n) for n in names), names=[public_name(n) for n in names], where=cls
+        )
         values = values if isinstance(values, tuple) else (values,)
         batch_shapes = {}
         for name, value in zip(names, values, strict=True):
             k = self._param_event_ndims[name]
             if value.ndim < k:
+                axes = ", ".join(self._event_axis_name * k)
                 raise ValueError(
-                    f"{cls}: {name} must have at least {k} dimension(s) "
-                    f"(shape [..., {', '.join('K' * k)}]); got shape {value.shape}"
+                    f"{cls}: {public_name(name)} must have at least {k} dimension(s) "
+                    f"(shape [..., {axes}]); got shape {value.shape}"
                 )
             batch_shapes[name] = value.shape[: value.ndim - k]
         try:
             batch = np.broadcast_shapes(*batch_shapes.values())
         except ValueError:
-            listed = ", ".join(f"{n} {s}" for n, s in batch_shapes.items())
+            listed = ", ".join(f"{public_name(n)} {s}" for n, s in batch_shapes.items())
             raise ValueError(f"{cls}: parameter batch shapes do not broadcast: {listed}") from None
         for name, value in zip(names, values, strict=True):
             k = self._param_event_ndims[name]
@@ -115,11 +198,16 @@ class Distribution:
                 value = jnp.broadcast_to(value, target)
             object.__setattr__(self, name, value)
 
+    def _check_shapes(self) -> None:
+        """Check that the parameters' shapes agree beyond broadcasting (none by default)."""
+
     def _check_values(self) -> None:
-        """Check every parameter against its entry in ``_constraints``."""
+        """Check every parameter given against its entry in ``_constraints``."""
         cls = type(self).__name__
         for name, constraint in self._constraints.items():
-            require_values(cls, name, getattr(self, name), constraint=constraint)
+            value = getattr(self, name)
+            if value is not None:
+                require_values(cls, public_name(name), value, constraint=constraint)
 
     # ---------------------------------------------------------------- shapes
     @property
@@ -185,9 +273,31 @@ class Distribution:
     def stddev(self) -> jax.Array:
         return jnp.sqrt(self.variance())
 
+    def mode(self) -> jax.Array:
+        """The most probable value, ``batch_shape + event_shape``."""
+        raise NotImplementedError(f"{type(self).__name__} has no mode() (no unique mode)")
+
+    def cdf(self, x) -> jax.Array:
+        """P(X ≤ x), ``[..., *batch_shape]``; univariate families with a closed form."""
+        raise NotImplementedError(f"{type(self).__name__} has no cdf() in closed form")
+
+    def log_cdf(self, x) -> jax.Array:
+        """log P(X ≤ x), ``[..., *batch_shape]``."""
+        raise NotImplementedError(f"{type(self).__name__} has no log_cdf() in closed form")
+
+    def icdf(self, p) -> jax.Array:
+        """The quantile: the x with P(X ≤ x) = p, ``[..., *batch_shape]``."""
+        raise NotImplementedError(f"{type(self).__name__} has no icdf() in closed form")
+
     def __repr__(self) -> str:
         parts = []
         for f in dataclasses.fields(self):
             v = getattr(self, f.name)
-            parts.append(f"{f.name}={getattr(v, 'shape', v)}")
+            if v is not None:
+                parts.append(f"{public_name(f.name)}={getattr(v, 'shape', v)}")
         return f"{type(self).__name__}({', '.join(parts)}, batch_shape={self.batch_shape})"
+
+
+# An InitVar's default is also left as a class attribute; ``dist.validate`` would then read
+# True whatever was passed. Construction reads the default from the field, not from here.
+del Distribution.validate

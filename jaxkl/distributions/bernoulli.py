@@ -1,4 +1,4 @@
-"""Bernoulli distribution on {0, 1}, parameterised by its logit."""
+"""Bernoulli distribution on {0, 1}, parameterised by its logit (or built from p)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,16 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import NOT_NAN
-from jaxkl.distributions.base import Distribution
+from jaxkl._checks import NOT_NAN, require_values
+from jaxkl._shapes import as_float
+from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one
 
 __all__ = ["Bernoulli"]
+
+
+def _logit(p):
+    """log p − log1p(−p): ∓inf at p = 0, 1 (kept, not clamped), no 0/0 in between."""
+    return jnp.log(p) - jnp.log1p(-p)
 
 
 def _xlogx_safe(p, log_p):
@@ -18,7 +24,7 @@ def _xlogx_safe(p, log_p):
     return p * jnp.where(p > 0, log_p, 0.0)
 
 
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False, init=False)
 class Bernoulli(Distribution):
     """Bernoulli distribution with P(X = 1) = σ(logits) = 1 / (1 + e^(−logits)).
 
@@ -33,14 +39,29 @@ class Bernoulli(Distribution):
     how finely probabilities below ~1e-7 are resolved. Samples are not differentiable in
     ``logits`` (``reparameterized = False``).
 
+    ``probs=p`` builds the same distribution from P(X = 1) = p: the stored parameter (the
+    one pytree leaf) is then ℓ = log p − log1p(−p), exact zeros and ones giving ℓ = ∓inf.
+    σ(ℓ) returns p to within |ℓ| + 2 units of roundoff relative (p = 1e-30 in float32:
+    ℓ ≈ −69, about 4e-6 relative).
+
     Args:
       logits: ℓ, ``[...]``, not NaN (±inf allowed).
+      probs: p = P(X = 1), ``[...]``, in [0, 1]; instead of ``logits`` (exactly one).
+      validate: check parameter values (default True); ``validate=False`` skips the value
+        checks (p in [0, 1], logits not NaN), not the dtype and shape handling.
+
+    Raises:
+      ValueError: both or neither of ``logits`` and ``probs`` are given, or a value is
+        invalid (the message shows the offending entries).
 
     Example:
       >>> import jaxkl
       >>> d = jaxkl.Bernoulli(0.0)
       >>> float(d.mean()), round(float(d.log_prob(1.0)), 4), d.sample(0, (3,)).shape
       (0.5, -0.6931, (3,))
+      >>> import jax.numpy as jnp
+      >>> float(jaxkl.Bernoulli(probs=0.25).logits) == float(jnp.log(1 / 3))
+      True
     """
 
     logits: jax.Array
@@ -49,6 +70,18 @@ class Bernoulli(Distribution):
     _param_event_ndims = {"logits": 0}
 
     _constraints = {"logits": NOT_NAN}
+
+    def __init__(self, logits=NOT_GIVEN, *, probs=None, validate=True):
+        logits, probs = exactly_one("Bernoulli", "logits", logits, "probs", probs)
+        if probs is not None:
+            probs = as_float(probs, names=["probs"], where="Bernoulli")
+            if validate:
+                require_values(
+                    "Bernoulli", "probs", probs, (probs >= 0) & (probs <= 1), rule="be in [0, 1]"
+                )
+            logits = _logit(probs)
+        object.__setattr__(self, "logits", logits)
+        self.__post_init__(validate)
 
     @property
     def probs(self) -> jax.Array:
@@ -78,6 +111,10 @@ class Bernoulli(Distribution):
     def mean(self):
         """p = σ(ℓ), ``batch_shape``."""
         return self.probs
+
+    def mode(self):
+        """1. where p > ½ (ℓ > 0), else 0. (ties at p = ½ give 0), ``batch_shape``."""
+        return (self.logits > 0).astype(self.dtype)
 
     def variance(self):
         """p(1 − p) = σ(ℓ)·σ(−ℓ) (no cancellation in 1 − p), ``batch_shape``."""

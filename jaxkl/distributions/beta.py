@@ -6,7 +6,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import digamma, xlog1py, xlogy
+from jax.scipy.special import betainc, digamma, xlog1py, xlogy
 
 from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
@@ -97,6 +97,30 @@ class Beta(Distribution):
     def mean(self):
         """a / (a + b), ``batch_shape``."""
         return self.concentration1 / (self.concentration1 + self.concentration0)
+
+    def mode(self):
+        """(a − 1)/(a + b − 2) for a, b ≥ 1 (not both 1); 0 if a < 1 ≤ b, 1 if b < 1 ≤ a.
+
+        NaN where no unique mode exists: a = b = 1 (uniform) and a, b < 1 (the density is
+        unbounded at both ends).
+        """
+        a, b = self.concentration1, self.concentration0
+        interior = (a - 1.0) / jnp.where((a == 1.0) & (b == 1.0), 1.0, a + b - 2.0)
+        mode = jnp.where(a < 1.0, 0.0, jnp.where(b < 1.0, 1.0, interior))
+        no_mode = ((a < 1.0) & (b < 1.0)) | ((a == 1.0) & (b == 1.0))
+        return jnp.where(no_mode, jnp.nan, mode)
+
+    def cdf(self, x):
+        """I_x(a, b), the regularised incomplete beta function; 0 below 0, 1 above 1."""
+        x, a, b = jnp.broadcast_arrays(
+            jnp.asarray(x, self.dtype), self.concentration1, self.concentration0
+        )
+        inside = betainc(a, b, jnp.clip(x, 0.0, 1.0))
+        return jnp.where(x <= 0, 0.0, jnp.where(x >= 1, 1.0, inside))
+
+    def log_cdf(self, x):
+        """log of :meth:`cdf` (−inf where the CDF underflows)."""
+        return jnp.log(self.cdf(x))
 
     def variance(self):
         """a b / ((a + b)² (a + b + 1)), ``batch_shape``."""

@@ -1,4 +1,4 @@
-"""Categorical distribution over {0, …, K−1}, parameterised by unnormalised logits."""
+"""Categorical distribution over {0, …, K−1}: unnormalised logits, or probabilities."""
 
 from __future__ import annotations
 
@@ -9,12 +9,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkl._checks import NOT_NAN_OR_POS_INF, require_values
-from jaxkl.distributions.base import Distribution
+from jaxkl._shapes import as_float
+from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one
 
 __all__ = ["Categorical"]
 
 
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False, init=False)
 class Categorical(Distribution):
     """Categorical distribution with P(X = k) = softmax(logits)_k, k ∈ {0, …, K−1}.
 
@@ -29,8 +30,22 @@ class Categorical(Distribution):
     only when the category order is. Samples are not differentiable in ``logits``
     (``reparameterized = False``).
 
+    ``probs=p`` builds it from probabilities: the stored parameter (the one pytree leaf)
+    is then logits = log p, zeros giving −inf (masked categories). Each row must lie on the
+    simplex: entries in [0, 1] and |Σ_k p_k − 1| ≤ √eps of the dtype (3.5e-4 in float32,
+    1.5e-8 in float64), which admits the rounding of a softmax over a large vocabulary;
+    the row is then normalised exactly by ``log_softmax``.
+
     Args:
       logits: ``[..., K]``, K ≥ 1; entries < +inf and not NaN; each row has a finite entry.
+      probs: ``[..., K]`` on the simplex (see above); instead of ``logits`` (exactly one).
+      validate: check parameter values (default True); ``validate=False`` skips the value
+        checks (the simplex, the finiteness of logits), not the dtype and shape handling
+        (K ≥ 1 is always checked).
+
+    Raises:
+      ValueError: both or neither of ``logits`` and ``probs`` are given, or a value is
+        invalid (the message shows the offending entries, or the offending row sums).
 
     Example:
       >>> import jax.numpy as jnp
@@ -40,6 +55,9 @@ class Categorical(Distribution):
       ((), (), (4,))
       >>> round(float(d.log_prob(2)), 4), round(float(d.mean()), 4)
       (-0.6931, 1.3)
+      >>> e = jaxkl.Categorical(probs=jnp.array([0.2, 0.3, 0.5]))  # the same law
+      >>> round(float(e.log_prob(2)), 4), int(e.mode())
+      (-0.6931, 2)
     """
 
     logits: jax.Array
@@ -47,13 +65,31 @@ class Categorical(Distribution):
     reparameterized = False
     _param_event_ndims = {"logits": 1}
     _constraints = {"logits": NOT_NAN_OR_POS_INF}
+    _event_axis_name = "K"
 
-    def _check_values(self):
+    def __init__(self, logits=NOT_GIVEN, *, probs=None, validate=True):
+        logits, probs = exactly_one("Categorical", "logits", logits, "probs", probs)
+        if probs is not None:
+            probs = as_float(probs, names=["probs"], where="Categorical")
+            if probs.ndim < 1:
+                raise ValueError(
+                    "Categorical: probs must have at least 1 dimension (shape [..., K]); "
+                    f"got shape {probs.shape}"
+                )
+            if validate:
+                _check_simplex(probs)
+            logits = jnp.log(probs)
+        object.__setattr__(self, "logits", logits)
+        self.__post_init__(validate)
+
+    def _check_shapes(self):
         if self.logits.shape[-1] < 1:
             raise ValueError(
                 f"Categorical: logits need at least one category (shape [..., K] with K ≥ 1); "
                 f"got shape {self.logits.shape}"
             )
+
+    def _check_values(self):
         super()._check_values()
         require_values(
             "Categorical",
@@ -130,6 +166,10 @@ class Categorical(Distribution):
         k = jnp.arange(self.num_categories, dtype=self.dtype)
         return jnp.broadcast_to(k, self.logits.shape)
 
+    def mode(self):
+        """The most probable index (the first of tied ones), ``int32``, ``batch_shape``."""
+        return jnp.argmax(self.logits, axis=-1).astype(jnp.int32)
+
     def mean(self):
         """E[X] = Σ_k k·p_k of the index, ``batch_shape``."""
         return jnp.sum(self.probs * self._index(), axis=-1)
@@ -139,3 +179,18 @@ class Categorical(Distribution):
         p = self.probs
         centred = self._index() - jnp.sum(p * self._index(), axis=-1, keepdims=True)
         return jnp.sum(p * jnp.square(centred), axis=-1)
+
+
+def _check_simplex(probs) -> None:
+    """Entries in [0, 1], rows summing to 1 within √eps; the error shows what fails."""
+    where = "Categorical"
+    require_values(where, "probs", probs, (probs >= 0) & (probs <= 1), rule="be in [0, 1]")
+    total = jnp.sum(probs, axis=-1)
+    tol = float(np.sqrt(jnp.finfo(probs.dtype).eps))
+    require_values(
+        where,
+        "probs.sum(-1)",
+        total,
+        jnp.abs(total - 1.0) <= tol,
+        rule=f"be 1 within {tol:.2g} (each row of probs on the simplex)",
+    )

@@ -46,15 +46,15 @@ class Dirichlet(Distribution):
     reparameterized = True
     _param_event_ndims = {"concentration": 1}
     _constraints = {"concentration": POSITIVE_FINITE}
+    _event_axis_name = "K"
 
-    def _check_values(self):
+    def _check_shapes(self):
         k = self.concentration.shape[-1]
         if k < 2:
             raise ValueError(
                 "Dirichlet: concentration must have K >= 2 categories on its last axis; "
                 f"got shape {self.concentration.shape}"
             )
-        super()._check_values()
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -99,6 +99,19 @@ class Dirichlet(Distribution):
         conc = self.concentration
         total = jnp.sum(conc, axis=-1, keepdims=True)
         return conc / total
+
+    def mode(self):
+        """(aₖ − 1)/(a₀ − K), ``[..., K]``, where every aₖ > 1; NaN rows otherwise.
+
+        With some aₖ ≤ 1 the density is unbounded or maximal on a face of the simplex,
+        and no interior mode exists.
+        """
+        conc = self.concentration
+        k = conc.shape[-1]
+        total = jnp.sum(conc, axis=-1, keepdims=True)
+        interior = jnp.all(conc > 1.0, axis=-1, keepdims=True)
+        mode = (conc - 1.0) / jnp.where(interior, total - k, 1.0)
+        return jnp.where(interior, mode, jnp.nan)
 
     def variance(self):
         """aₖ (a₀ − aₖ) / (a₀² (a₀ + 1)), ``[..., K]``."""

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxkl._checks import POSITIVE_FINITE
+from jaxkl.distributions._tails import log1mexp
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Exponential"]
@@ -28,6 +29,8 @@ class Exponential(Distribution):
       >>> d = jaxkl.Exponential(2.0)
       >>> float(d.mean()), d.sample(0, (3,)).shape
       (0.5, (3,))
+      >>> round(float(d.cdf(d.icdf(0.25))), 6)
+      0.25
     """
 
     rate: jax.Array
@@ -58,3 +61,26 @@ class Exponential(Distribution):
     def variance(self):
         """1 / λ², ``batch_shape``."""
         return 1.0 / jnp.square(self.rate)
+
+    def mode(self):
+        """0, ``batch_shape``."""
+        return jnp.zeros_like(self.rate)
+
+    def _scaled(self, x):
+        x, rate = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.rate)
+        return x, rate * jnp.maximum(x, 0.0)
+
+    def cdf(self, x):
+        """1 − e^(−λx) as −expm1(−λx) (exact for small λx) for x ≥ 0, 0 below."""
+        x, u = self._scaled(x)
+        return jnp.where(x >= 0, -jnp.expm1(-u), 0.0)
+
+    def log_cdf(self, x):
+        """log(1 − e^(−λx)) by log1mexp, accurate for λx → 0 and λx → ∞; −inf at x ≤ 0."""
+        x, u = self._scaled(x)
+        return jnp.where(x > 0, log1mexp(-u), -jnp.inf)
+
+    def icdf(self, p):
+        """−log1p(−p) / λ, ``[..., *batch_shape]``; +inf at p = 1."""
+        p, rate = jnp.broadcast_arrays(jnp.asarray(p, self.dtype), self.rate)
+        return -jnp.log1p(-p) / rate

@@ -7,7 +7,7 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import digamma, gammaln, xlogy
+from jax.scipy.special import digamma, gammainc, gammaln, xlogy
 
 from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
@@ -148,6 +148,21 @@ class Gamma(Distribution):
     def variance(self):
         """α / β², ``batch_shape``."""
         return self.concentration / jnp.square(self.rate)
+
+    def mode(self):
+        """(α − 1)/β for α ≥ 1; 0 for α < 1, where the density grows without bound at 0."""
+        return jnp.maximum(self.concentration - 1.0, 0.0) / self.rate
+
+    def cdf(self, x):
+        """P(α, βx), the regularised lower incomplete gamma function; 0 for x ≤ 0."""
+        x, conc, rate = jnp.broadcast_arrays(
+            jnp.asarray(x, self.dtype), self.concentration, self.rate
+        )
+        return jnp.where(x > 0, gammainc(conc, rate * jnp.maximum(x, 0.0)), 0.0)
+
+    def log_cdf(self, x):
+        """log of :meth:`cdf` (−inf where the CDF underflows, below ~1e-38 in float32)."""
+        return jnp.log(self.cdf(x))
 
 
 # ---------------------------------------------------------------------------------------

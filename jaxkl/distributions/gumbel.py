@@ -70,3 +70,24 @@ class Gumbel(Distribution):
 
     def variance(self):
         return _PI2_OVER_6 * jnp.square(self.scale)
+
+    def mode(self):
+        """loc, ``batch_shape``."""
+        return self.loc
+
+    def _standardise(self, x):
+        x, loc, scale = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.loc, self.scale)
+        return (x - loc) / scale
+
+    def cdf(self, x):
+        """exp(−e^(−z)), z = (x − loc)/scale, ``[..., *batch_shape]``."""
+        return jnp.exp(-jnp.exp(-self._standardise(x)))
+
+    def log_cdf(self, x):
+        """−e^(−z): exact, in both tails."""
+        return -jnp.exp(-self._standardise(x))
+
+    def icdf(self, p):
+        """loc − scale·log(−log p), ``[..., *batch_shape]``."""
+        p, loc, scale = jnp.broadcast_arrays(jnp.asarray(p, self.dtype), self.loc, self.scale)
+        return loc - scale * jnp.log(-jnp.log(p))

@@ -39,7 +39,7 @@ class Independent(Distribution):
     base: Distribution
     reinterpreted_batch_ndims: int = dataclasses.field(metadata={"static": True})
 
-    def __post_init__(self):
+    def __post_init__(self, validate: bool):
         if not isinstance(self.base, Distribution):
             raise ValueError(
                 f"Independent: base must be a jaxkl Distribution; got {type(self.base).__name__}"
@@ -98,3 +98,22 @@ class Independent(Distribution):
 
     def variance(self):
         return self.base.variance()
+
+    def mode(self):
+        """The base's mode: independent coordinates are maximised one by one."""
+        return self.base.mode()
+
+    def covariance(self):
+        """diag(variance), ``batch_shape + [d, d]``, for a vector event of scalar coordinates.
+
+        Raises:
+          NotImplementedError: the event is not one axis of scalar base coordinates.
+        """
+        if self.reinterpreted_batch_ndims != 1 or self.base.event_shape != ():
+            raise NotImplementedError(
+                "Independent.covariance: defined for one reinterpreted axis of a univariate "
+                f"base; got {self.reinterpreted_batch_ndims} axes of {type(self.base).__name__}"
+            )
+        var = self.variance()
+        eye = jnp.eye(var.shape[-1], dtype=var.dtype)
+        return var[..., :, None] * jnp.broadcast_to(eye, var.shape + var.shape[-1:])

@@ -67,3 +67,37 @@ class Laplace(Distribution):
 
     def variance(self):
         return 2.0 * jnp.square(self.scale)
+
+    def mode(self):
+        """loc, ``batch_shape``."""
+        return self.loc
+
+    def _standardise(self, x):
+        x, loc, scale = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.loc, self.scale)
+        return (x - loc) / scale
+
+    def cdf(self, x):
+        """½e^z below loc, 1 − ½e^(−z) above (z = (x − loc)/scale): no cancellation."""
+        z = self._standardise(x)
+        below = z < 0
+        return jnp.where(
+            below, 0.5 * jnp.exp(jnp.minimum(z, 0.0)), 1.0 - 0.5 * jnp.exp(-jnp.maximum(z, 0.0))
+        )
+
+    def log_cdf(self, x):
+        """z − log 2 below loc (exact in the left tail), log1p(−½e^(−z)) above."""
+        z = self._standardise(x)
+        below = z < 0
+        return jnp.where(below, z - _LOG_2, jnp.log1p(-0.5 * jnp.exp(-jnp.maximum(z, 0.0))))
+
+    def icdf(self, p):
+        """loc + scale·log(2p) for p < ½, loc − scale·log(2(1 − p)) above (1 − p exact)."""
+        p, loc, scale = jnp.broadcast_arrays(jnp.asarray(p, self.dtype), self.loc, self.scale)
+        below = p < 0.5
+        # One log per branch on its own half, so that neither sees a log of a negative.
+        x = jnp.where(
+            below,
+            jnp.log(2.0 * jnp.where(below, p, 0.25)),
+            -jnp.log(2.0 * jnp.where(below, 0.25, 1.0 - p)),
+        )
+        return loc + scale * x

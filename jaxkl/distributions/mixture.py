@@ -30,7 +30,9 @@ class Mixture(Distribution):
       Samples are not differentiable in the parameters (``reparameterized = False``).
     * ``mean`` is Σ_k w_k μ_k; ``variance`` is elementwise over the event (the diagonal of
       the covariance for vector events), by the law of total variance
-      Σ_k w_k (σ_k² + (μ_k − μ)²), written centred to avoid cancellation.
+      Σ_k w_k (σ_k² + (μ_k − μ)²), written centred to avoid cancellation; for vector
+      events ``covariance`` is the full matrix Σ_k w_k (Σ_k + (μ_k − μ)(μ_k − μ)ᵀ).
+    * ``mode`` has no closed form (a mixture may have several) and raises.
     * ``entropy`` has no closed form and raises ``NotImplementedError``; estimate it by
       Monte Carlo as ``-mixture.log_prob(mixture.sample(key, n)).mean(0)``. Likewise no
       closed-form KL is registered: use ``jaxkl.mc_kl``.
@@ -48,6 +50,9 @@ class Mixture(Distribution):
       ((), (), 0.0, 1.25)
       >>> m.sample(0, (3,)).shape
       (3,)
+      >>> m2 = jaxkl.Mixture(jnp.zeros(2), jaxkl.MultivariateNormalDiag(jnp.eye(2), 0.5))
+      >>> m2.covariance().tolist()  # 0.25·I + ¼ (e₀ − e₁)(e₀ − e₁)ᵀ
+      [[0.5, -0.25], [-0.25, 0.5]]
     """
 
     mixture_logits: jax.Array
@@ -56,7 +61,7 @@ class Mixture(Distribution):
     reparameterized = False
     _param_event_ndims = {"mixture_logits": 1}
 
-    def __post_init__(self):
+    def __post_init__(self, validate: bool):
         if not isinstance(self.components, Distribution):
             raise ValueError(
                 "Mixture: components must be a jaxkl Distribution whose last batch axis is "
@@ -84,7 +89,8 @@ class Mixture(Distribution):
                 f"{self.mixture_logits.shape[:-1]} (+ K) vs components {component_batch[:-1]} "
                 "(+ K)"
             ) from None
-        self._check_values()
+        if validate:
+            self._check_values()
 
     _constraints = {"mixture_logits": FINITE}
 
@@ -176,6 +182,40 @@ class Mixture(Distribution):
         var = jnp.broadcast_to(self.components.variance(), mu.shape)
         mean = jnp.sum(w * mu, axis=axis, keepdims=True)
         return jnp.sum(w * (var + jnp.square(mu - mean)), axis=axis)
+
+    def covariance(self):
+        """Σ_k w_k (Σ_k + (μ_k − μ)(μ_k − μ)ᵀ), ``batch_shape + [d, d]``: total covariance.
+
+        For vector events ``[d]`` with components that have ``covariance()``; centred at μ
+        before the outer product, so no E[xxᵀ] − μμᵀ cancellation.
+
+        Raises:
+          ValueError: the event is not a vector (use ``variance()`` for scalar events).
+          NotImplementedError: the components have no ``covariance()``.
+        """
+        if len(self.event_shape) != 1:
+            raise ValueError(
+                "Mixture.covariance: needs vector events [d]; got event_shape "
+                f"{self.event_shape} (for scalar events variance() is the covariance)"
+            )
+        if not hasattr(self.components, "covariance"):
+            raise NotImplementedError(
+                f"Mixture.covariance: components ({type(self.components).__name__}) have no "
+                "covariance(); variance() gives its diagonal"
+            )
+        w, mu = self._weights_for(self.components.mean())  # [*B, K, d]
+        centred = mu - jnp.sum(w * mu, axis=-2, keepdims=True)
+        outer = centred[..., :, None] * centred[..., None, :]  # [*B, K, d, d]
+        within = jnp.broadcast_to(self.components.covariance(), outer.shape)
+        w = jnp.broadcast_to(w[..., :1, None], outer.shape)
+        return jnp.sum(w * (within + outer), axis=-3)
+
+    def mode(self):
+        """Not available in closed form (a mixture may have several modes): raises."""
+        raise NotImplementedError(
+            "Mixture.mode has no closed form (a mixture can have several modes); search "
+            "log_prob numerically, e.g. from each component's mode"
+        )
 
     def entropy(self):
         """Not available in closed form: raises ``NotImplementedError``."""

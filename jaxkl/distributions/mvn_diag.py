@@ -9,14 +9,15 @@ import jax
 import jax.numpy as jnp
 
 from jaxkl._checks import FINITE, POSITIVE_FINITE
-from jaxkl.distributions.base import Distribution
+from jaxkl._shapes import as_float
+from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one, scale_properties
 
 __all__ = ["MultivariateNormalDiag"]
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+@dataclasses.dataclass(frozen=True, eq=False, repr=False, init=False)
 class MultivariateNormalDiag(Distribution):
     """Multivariate normal with mean ``loc`` and covariance ``diag(scale_diag²)``.
 
@@ -24,10 +25,24 @@ class MultivariateNormalDiag(Distribution):
     The coordinates are independent, so this is ``Independent(Normal(loc, scale_diag), 1)``
     with a d-dimensional event.
 
+    ``loc`` and the scales broadcast as numpy arrays do, event axis included, so a scalar
+    scale gives an isotropic Gaussian: ``MultivariateNormalDiag(jnp.zeros(d), 1.0)``. The
+    scales may be given as ``log_scale_diag`` instead; the form given is the stored pytree
+    leaf and the KL uses the log-ratio of the scales directly (see :class:`jaxkl.Normal`).
+
     Args:
-      loc: mean, ``[..., d]``, finite.
-      scale_diag: per-coordinate standard deviations, ``[..., d]``, > 0 and finite. The batch
-        dimensions broadcast with ``loc``'s; the event size d must be the same.
+      loc: mean, ``[..., d]`` (or broadcastable to it), finite.
+      scale_diag: per-coordinate standard deviations, ``[..., d]`` or broadcastable to
+        ``loc`` (a scalar, ``[..., 1]``), > 0 and finite. At least one of ``loc`` and the
+        scales has the event axis d.
+      log_scale_diag: their logs, same shapes, finite; instead of ``scale_diag`` (exactly
+        one of the two).
+      validate: check parameter values (default True); ``validate=False`` skips the value
+        checks, not the dtype and shape handling.
+
+    Raises:
+      ValueError: the event sizes d differ, both or neither of ``scale_diag`` and
+        ``log_scale_diag`` are given, or a value is invalid.
 
     Example:
       >>> import jax.numpy as jnp
@@ -35,23 +50,36 @@ class MultivariateNormalDiag(Distribution):
       >>> d = jaxkl.MultivariateNormalDiag(jnp.zeros(3), jnp.ones(3))
       >>> d.batch_shape, d.event_shape, d.sample(0, (5,)).shape
       ((), (3,), (5, 3))
+      >>> jaxkl.MultivariateNormalDiag(jnp.zeros(3), log_scale_diag=0.0).scale_diag.tolist()
+      [1.0, 1.0, 1.0]
     """
 
     loc: jax.Array
-    scale_diag: jax.Array
+    _scale_diag: jax.Array | None = None
+    _log_scale_diag: jax.Array | None = None
 
     reparameterized = True
-    _param_event_ndims = {"loc": 1, "scale_diag": 1}
-    _constraints = {"loc": FINITE, "scale_diag": POSITIVE_FINITE}
+    _param_event_ndims = {"loc": 1, "_scale_diag": 1, "_log_scale_diag": 1}
+    _constraints = {"loc": FINITE, "_scale_diag": POSITIVE_FINITE, "_log_scale_diag": FINITE}
 
-    def _check_values(self):
-        d_loc, d_scale = self.loc.shape[-1], self.scale_diag.shape[-1]
-        if d_loc != d_scale:
-            raise ValueError(
-                "MultivariateNormalDiag: loc and scale_diag must have the same event size d; "
-                f"got loc [..., {d_loc}] and scale_diag [..., {d_scale}]"
-            )
-        super()._check_values()
+    def __init__(self, loc, scale_diag=NOT_GIVEN, *, log_scale_diag=None, validate=True):
+        where = "MultivariateNormalDiag"
+        scale_diag, log_scale_diag = exactly_one(
+            where, "scale_diag", scale_diag, "log_scale_diag", log_scale_diag
+        )
+        name, scale = (
+            ("scale_diag", scale_diag)
+            if log_scale_diag is None
+            else ("log_scale_diag", log_scale_diag)
+        )
+        loc, scale = as_float(loc, scale, names=["loc", name], where=where)
+        loc, scale = _broadcast_event(loc, scale, name)
+        object.__setattr__(self, "loc", loc)
+        object.__setattr__(self, "_scale_diag", scale if log_scale_diag is None else None)
+        object.__setattr__(self, "_log_scale_diag", None if log_scale_diag is None else scale)
+        self.__post_init__(validate)
+
+    scale_diag, log_scale_diag = scale_properties("scale_diag", "log_scale_diag")
 
     @property
     def event_shape(self):
@@ -68,16 +96,22 @@ class MultivariateNormalDiag(Distribution):
 
     def log_prob(self, x):
         x = self._check_event(jnp.asarray(x, self.dtype))
-        x, loc, scale = jnp.broadcast_arrays(x, self.loc, self.scale_diag)
+        x, loc, scale, log_scale = jnp.broadcast_arrays(
+            x, self.loc, self.scale_diag, self.log_scale_diag
+        )
         z = (x - loc) / scale
         d = self.event_shape[0]
-        return -0.5 * jnp.sum(jnp.square(z), -1) - jnp.sum(jnp.log(scale), -1) - 0.5 * d * _LOG_2PI
+        return -0.5 * jnp.sum(jnp.square(z), -1) - jnp.sum(log_scale, -1) - 0.5 * d * _LOG_2PI
 
     def entropy(self):
         d = self.event_shape[0]
-        return jnp.sum(jnp.log(self.scale_diag), -1) + 0.5 * d * (1.0 + _LOG_2PI)
+        return jnp.sum(self.log_scale_diag, -1) + 0.5 * d * (1.0 + _LOG_2PI)
 
     def mean(self):
+        return self.loc
+
+    def mode(self):
+        """loc, ``[..., d]``."""
         return self.loc
 
     def variance(self):
@@ -88,3 +122,27 @@ class MultivariateNormalDiag(Distribution):
         var = self.variance()
         eye = jnp.eye(var.shape[-1], dtype=var.dtype)
         return var[..., :, None] * jnp.broadcast_to(eye, var.shape + var.shape[-1:])
+
+
+def _broadcast_event(loc, scale, name):
+    """Give ``loc`` and the scales one event size d: a size-1 or missing axis broadcasts."""
+    where = "MultivariateNormalDiag"
+    if loc.ndim == 0 and scale.ndim == 0:
+        raise ValueError(
+            f"{where}: loc or {name} must have at least 1 dimension (the event axis, shape "
+            f"[..., d]); got two scalars"
+        )
+    sizes = [x.shape[-1] for x in (loc, scale) if x.ndim > 0]
+    d = max(sizes)
+    if any(s not in (1, d) for s in sizes):
+        raise ValueError(
+            f"{where}: loc and {name} must have the same event size d; got loc "
+            f"[..., {loc.shape[-1] if loc.ndim else ''}] and {name} [..., {scale.shape[-1]}]"
+        )
+
+    def widened(x):
+        shape = (*x.shape[:-1], d) if x.ndim else (d,)
+        return x if x.shape == shape else jnp.broadcast_to(x, shape)
+
+    # The batch axes are broadcast by the base class, which names them in its errors.
+    return widened(loc), widened(scale)

@@ -47,7 +47,7 @@ class MultivariateNormalTriL(Distribution):
     _param_event_ndims = {"loc": 1, "scale_tril": 2}
     _constraints = {"loc": FINITE, "scale_tril": FINITE}
 
-    def _check_values(self):
+    def _check_shapes(self):
         d = self.loc.shape[-1]
         rows, cols = self.scale_tril.shape[-2:]
         if rows != cols:
@@ -60,6 +60,8 @@ class MultivariateNormalTriL(Distribution):
                 "MultivariateNormalTriL: loc and scale_tril must have the same event size d; "
                 f"got loc [..., {d}] and scale_tril [..., {rows}, {cols}]"
             )
+
+    def _check_values(self):
         super()._check_values()
         diag_ok, upper_ok = _value_checks(self.scale_tril)
         where = "MultivariateNormalTriL"
@@ -98,6 +100,10 @@ class MultivariateNormalTriL(Distribution):
         return jnp.sum(jnp.log(diag), -1) + 0.5 * d * (1.0 + _LOG_2PI)
 
     def mean(self):
+        return self.loc
+
+    def mode(self):
+        """loc, ``[..., d]``."""
         return self.loc
 
     def variance(self):

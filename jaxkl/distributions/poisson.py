@@ -209,3 +209,10 @@ class Poisson(Distribution):
     def variance(self):
         """λ, ``batch_shape``."""
         return self.rate
+
+    def mode(self):
+        """⌊λ⌋, ``batch_shape`` (for integer λ, λ − 1 is a mode as well).
+
+        ⌊λ⌋ is exact for λ < 2^24 in float32.
+        """
+        return jnp.floor(self.rate)

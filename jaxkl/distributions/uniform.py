@@ -71,3 +71,23 @@ class Uniform(Distribution):
 
     def variance(self):
         return jnp.square(self.high - self.low) / 12.0
+
+    def mode(self):
+        """Not unique (the density is constant on [low, high]): raises NotImplementedError."""
+        raise NotImplementedError(
+            "Uniform has no unique mode: every point of [low, high] is one (use mean())"
+        )
+
+    def cdf(self, x):
+        """(x − low)/(high − low) clipped to [0, 1], ``[..., *batch_shape]``."""
+        x, low, high = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.low, self.high)
+        return jnp.clip((x - low) / (high - low), 0.0, 1.0)
+
+    def log_cdf(self, x):
+        """log of :meth:`cdf`; −inf below low."""
+        return jnp.log(self.cdf(x))
+
+    def icdf(self, p):
+        """low + p·(high − low), ``[..., *batch_shape]``."""
+        p, low, high = jnp.broadcast_arrays(jnp.asarray(p, self.dtype), self.low, self.high)
+        return low + p * (high - low)

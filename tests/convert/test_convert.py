@@ -181,3 +181,21 @@ def test_wrong_library_and_non_distributions_are_refused():
     with pytest.raises(TypeError, match="expected a jaxkl distribution"):
         convert.to_numpyro(nd.Normal(0.0, 1.0))
     assert convert.as_jaxkl(3.0) == 3.0  # arrays and callables pass through unchanged
+
+
+@pytest.mark.parametrize("lib", LIBS)
+def test_probability_parameterised_objects_keep_exact_zeros_and_tiny_probs(lib):
+    # Built from probs, each library is read from its probs (jaxkl takes the log itself):
+    # numpyro's own logits clamp p to [eps, 1 − eps], which would turn p = 0 into −87.
+    m = _lib(lib)
+    p = jnp.array([0.0, 1e-30, 0.5])
+    bern = m.Bernoulli(probs=p)
+    cat = m.Categorical(probs=jnp.array([0.0, 0.25, 0.75]))
+    ours = getattr(convert, f"from_{lib}")(bern)
+    assert ours.logits[0] == -jnp.inf and ours.logits[2] == 0.0
+    np.testing.assert_allclose(ours.logits[1], np.log(1e-30), rtol=1e-6)
+    cat_logits = getattr(convert, f"from_{lib}")(cat).logits
+    assert cat_logits[0] == -jnp.inf
+    np.testing.assert_allclose(cat_logits[1:], np.log([0.25, 0.75]), rtol=1e-6)
+    logits = getattr(convert, f"from_{lib}")(m.Bernoulli(logits=jnp.array([-2.0, 3.0])))
+    assert logits.logits.tolist() == [-2.0, 3.0]
