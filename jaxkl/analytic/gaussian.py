@@ -8,7 +8,12 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxkl._shapes import as_float, broadcast_named, widen_half
-from jaxkl.analytic._math import div, gaussian_scale_kl, gaussian_scale_kl_from_log_ratio
+from jaxkl.analytic._math import (
+    div,
+    gaussian_scale_kl,
+    gaussian_scale_kl_from_log_ratio,
+    gaussian_scale_kl_fusible,
+)
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.lognormal import LogNormal
 from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
@@ -391,8 +396,36 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
     return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b).astype(dtype)
 
 
+# Event sizes up to this are solved by the unrolled forward substitution
+# (_tril_kl_unrolled); larger ones by one LAPACK trsm per batch member.
+_UNROLL_TRIL_D = 16
+
+
 @jax.jit
 def _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b):
+    d = loc_a.shape[-1]
+    if d <= _UNROLL_TRIL_D:
+        return _tril_kl_small(loc_a, scale_tril_a, loc_b, scale_tril_b)
+    return _tril_kl_trsm(loc_a, scale_tril_a, loc_b, scale_tril_b)
+
+
+@jax.custom_jvp
+def _tril_kl_small(loc_a, scale_tril_a, loc_b, scale_tril_b):
+    """Values from :func:`_tril_kl_unrolled`, derivatives from :func:`_tril_kl_trsm`."""
+    return _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b)
+
+
+@_tril_kl_small.defjvp
+def _tril_kl_small_jvp(primals, tangents):
+    # Differentiating the unrolled substitution would trace ~d³ operations per derivative
+    # (10 s to compile a gradient at d = 8, minutes at d = 16); the trsm path's derivative
+    # is the same function's and compiles in well under a second.
+    _, tangent = jax.jvp(_tril_kl_trsm, primals, tangents)
+    return _tril_kl_unrolled(*primals), tangent
+
+
+def _tril_kl_trsm(loc_a, scale_tril_a, loc_b, scale_tril_b):
+    """KL of two MVNTriLs through one triangular solve per batch member (any d)."""
     d = loc_a.shape[-1]
     # Both right-hand sides in one solve: [L_a − L_b | μ_b − μ_a]. L_b⁻¹(L_a − L_b) = M − I has
     # the off-diagonal of M = L_b⁻¹L_a, formed from L_a − L_b, which is exact where the
@@ -405,6 +438,50 @@ def _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b):
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     diag_b = jnp.diagonal(scale_tril_b, axis1=-2, axis2=-1)
     return _whitened_kl(sol[..., :d], diag_a, diag_b, sol[..., d])
+
+
+def _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b):
+    """:func:`_tril_kl_trsm` as forward substitution unrolled over d, vectorised over the batch.
+
+    The same quantities, in the same order of operations: column c of M − I = L_b⁻¹(L_a − L_b)
+    and y = L_b⁻¹(μ_b − μ_a) by xᵢ = (rᵢ − Σ_{c≤j<i} L_bᵢⱼ xⱼ)·(1/L_bᵢᵢ) (the entries
+    above row c of column c are exactly 0 and skipped, as are their zero products), then
+    ½(Σ_{i>c} xᵢ² + ‖y‖²) + Σᵢ (½(rᵢ² − 1) − log rᵢ). Division is by a multiplication with
+    the reciprocal (one more rounding: xᵢ within ~1 ulp of the trsm's) and the scale part
+    is :func:`jaxkl.analytic._math.gaussian_scale_kl_fusible`, because XLA:CPU fuses all of
+    this into one loop over the batch only without multi-use divisions (derivatives come
+    from the trsm path, :func:`_tril_kl_small`). One batch member's
+    work is ~d³/3 scalar operations in registers instead of a LAPACK call: 7–30× faster
+    than the trsm for d ≤ 16 on the 2-core CPU (experiments/throughput.py, analytic
+    section); compile time grows as d³ (≈ 2 s at d = 16, hence the limit).
+    """
+    d = loc_a.shape[-1]
+
+    def lb(i, j):
+        return scale_tril_b[..., i, j]
+
+    one = jnp.ones((), scale_tril_b.dtype)
+    inv = [div(one, lb(i, i)) for i in range(d)]
+    total = 0.0
+    for c in range(d):  # column c of M − I
+        x = {c: (scale_tril_a[..., c, c] - lb(c, c)) * inv[c]}
+        for i in range(c + 1, d):
+            acc = scale_tril_a[..., i, c] - lb(i, c)
+            for j in range(c, i):
+                acc = acc - lb(i, j) * x[j]
+            x[i] = acc * inv[i]
+            total = total + x[i] * x[i]
+    x = []
+    for i in range(d):  # y
+        acc = loc_b[..., i] - loc_a[..., i]
+        for j in range(i):
+            acc = acc - lb(i, j) * x[j]
+        x.append(acc * inv[i])
+        total = total + x[i] * x[i]
+    scale_part = 0.0
+    for i in range(d):
+        scale_part = scale_part + gaussian_scale_kl_fusible(scale_tril_a[..., i, i], lb(i, i))
+    return 0.5 * total + scale_part
 
 
 def _mvn_diag_tril(loc_a, scale_diag_a, loc_b, scale_tril_b):
