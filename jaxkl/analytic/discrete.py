@@ -240,13 +240,20 @@ def _chunks(num: int) -> int:
     return 1
 
 
-def _categorical_forward(a, b, chunks):
+def _row_max(x, chunks):
+    """The largest entry of each row of ``x`` ``[N·C, L]`` (C chunks per row), ``[N, 1]``."""
+    (x1,) = _own(x)
+    return _row_reduce(lambda u, v: u, jnp.maximum, chunks, x1, x1)
+
+
+def _categorical_forward(a, b, chunks, max_a, max_b):
     """The KL and the row statistics its gradient needs (module docstring, Categorical).
 
     Args:
       a, b: logits ``[N·C, L]`` of one shape and of dtype float32 or float64: N rows of
         K = C·L categories, each as C consecutive chunks (:func:`_chunks`).
       chunks: C.
+      max_a, max_b: the row maxima of a and b (:func:`_row_max`), ``[N, 1]``.
 
     Returns:
       ``(kl, (max_a, max_b, log_z, nu, infinite, kl_rows))``: kl ``[N]``; the rest
@@ -264,10 +271,6 @@ def _categorical_forward(a, b, chunks):
 
     floor = const(-big)  # stands in for −inf (see the module docstring)
 
-    (a1,) = _own(a)
-    max_a = _row_reduce(lambda u, v: u, jnp.maximum, chunks, a1, a1)
-    (b2,) = _own(b)
-    max_b = _row_reduce(lambda u, v: v, jnp.maximum, chunks, b2, b2)
     # A row of b without a finite entry has KL = +inf (a row of a without one is invalid);
     # 0 keeps the arithmetic on such rows finite.
     max_a = jnp.where(max_a == -jnp.inf, 0.0, max_a)
@@ -323,19 +326,20 @@ def _categorical_forward(a, b, chunks):
     return kl[:, 0], (max_a, max_b, log_z, nu, infinite, kl)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def _categorical_kl(a, b, chunks):
-    return _categorical_forward(a, b, chunks)[0]
+@partial(jax.custom_jvp, nondiff_argnums=(4,))
+def _categorical_kl(a, b, max_a, max_b, chunks):
+    return _categorical_forward(a, b, chunks, max_a, max_b)[0]
 
 
 @_categorical_kl.defjvp
 def _categorical_kl_jvp(chunks, primals, tangents):
     # ∂KL/∂a = p ⊙ (g − μ) and ∂KL/∂b = q − p in closed form from the forward pass's row
     # statistics: exact, cheap, and free of the 0·inf of differentiating through the
-    # masking; rows with an infinite KL get gradient 0.
-    a, b = primals
-    da, db = tangents
-    kl, stats = _categorical_forward(a, b, chunks)
+    # masking; rows with an infinite KL get gradient 0. The row maxima only stabilise the
+    # sums (the KL does not depend on them), so their tangents are not used.
+    a, b, max_a, max_b = primals
+    da, db, _, _ = tangents
+    kl, stats = _categorical_forward(a, b, chunks, max_a, max_b)
     max_a, max_b, log_z, nu, infinite, kl_rows = (_expand(r, chunks) for r in stats)
     floor = -float(jnp.finfo(a.dtype).max)
     au, bv = jnp.maximum(a, floor), jnp.maximum(b, floor)
@@ -366,10 +370,11 @@ def categorical(logits_a, logits_b):
     Args:
       logits_a, logits_b: ``[..., K]`` with the same K ≥ 1; batch dimensions broadcast.
         Entries < +inf and not NaN; entries ≤ finfo.min count as −inf. Every row of
-        ``logits_a`` needs a finite entry. Any finite logit is allowed: when some exceed
-        finfo.max / 2**40 (≈ 3e26 in float32) in magnitude, each row is first shifted by
-        its maximum (the KL is shift-invariant); a gap of more than finfo.max / 2 between
-        shifted logits, where a has mass, then gives +inf.
+        ``logits_a`` needs a finite entry. Any finite logit is allowed: when the largest
+        finite logit of some row exceeds finfo.max / 2**40 (≈ 3e26 in float32) in
+        magnitude, each row is first shifted by its maximum (the KL is shift-invariant); a
+        gap of more than finfo.max / 2 between shifted logits, where a has mass, then
+        gives +inf.
 
     Returns:
       ``[...]``, the broadcast batch shape.
@@ -401,43 +406,50 @@ def categorical(logits_a, logits_b):
     chunks = _chunks(num)
     # Rows (and their chunks) on one axis: XLA:CPU runs a 2-D row reduction fastest.
     a, b = (x.astype(work).reshape(-1, num // chunks) for x in (a, b))
-    a, b = _within_kernel_range(a, b, num)
-    return _categorical_kl(a, b, chunks).reshape(batch).astype(dtype)
+    return _categorical_in_range(a, b, chunks).reshape(batch).astype(dtype)
 
 
 @partial(jax.jit, static_argnums=(2,))  # one program per shape, not one per operation
-def _within_kernel_range(a, b, num: int):
-    """Rows shifted by their maximum when some finite logit exceeds the kernel's range.
+def _categorical_in_range(a, b, chunks: int):
+    """The kernel, on rows shifted by their maximum when some row maximum is too large.
 
     The kernel needs finite logits of magnitude below finfo.max / 2**40 (its +inf flag
     relies on gaps of finite logits staying below finfo.max / 2); the Categorical
     distribution allows any finite logit. The KL does not change when a row is shifted,
-    so when any |logit| passes that bound (checked by one reduction; ``lax.cond`` keeps
-    the shift off the ordinary path) every row is shifted by its largest entry (without
-    gradient: the KL's derivative in the shift is 0). Entries then lie in [−finfo.max, 0];
-    a shift that overflows gives −inf, a probability that is 0 in this dtype anyway. A
-    category where a has mass and b's shifted logit lies more than finfo.max / 2 below
-    a's is then flagged +inf (the true KL exceeds p_k·finfo.max / 2 there).
+    so when the largest finite entry of some row passes that bound in magnitude, every row
+    is shifted by its largest entry (without gradient: the KL's derivative in the shift
+    is 0). Entries then lie in [−finfo.max, 0]; a shift that overflows gives −inf, a
+    probability that is 0 in this dtype anyway. A category where a has mass and b's
+    shifted logit lies more than finfo.max / 2 below a's is then flagged +inf (the true KL
+    exceeds p_k·finfo.max / 2 there). A row whose maximum is within range keeps its very
+    negative entries as they are: shifting it would not change them.
 
-    ``a, b``: ``[N·C, L]`` (rows as C chunks of ``num // C``; the shift is per row of
-    ``num`` logits).
+    The test reads the row maxima the kernel needs anyway (no pass over the logits of its
+    own), and ``lax.cond`` runs the kernel on the inputs themselves on the ordinary path:
+    a ``cond`` that returned the logits (shifted or not) made XLA copy both inputs and
+    cost more than the kernel (64 × 32 768: 29 ms against 18 ms, 2-core CPU).
+
+    ``a, b``: ``[N·C, L]`` (rows as C chunks of L logits; the shift is per row of C·L).
     """
     limit = float(jnp.finfo(a.dtype).max) * 2.0**-40
+    max_a, max_b = _row_max(a, chunks), _row_max(b, chunks)
 
-    def magnitude(x):
-        return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0))
+    def magnitude(m):
+        return jnp.max(jnp.where(jnp.isfinite(m), jnp.abs(m), 0.0))
 
-    def shifted(a, b):
-        def by_row_max(x):
-            rows = x.reshape(-1, num)
-            top = jnp.max(rows, axis=-1, keepdims=True)
+    def shifted(a, b, max_a, max_b):
+        def by_row_max(x, top):
             top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-            return (rows - top).reshape(x.shape)
+            return x - _expand(top, chunks)
 
-        return by_row_max(a), by_row_max(b)
+        a, b = by_row_max(a, max_a), by_row_max(b, max_b)
+        return _categorical_kl(a, b, _row_max(a, chunks), _row_max(b, chunks), chunks)
 
-    huge = jnp.maximum(magnitude(a), magnitude(b)) >= limit
-    return jax.lax.cond(huge, shifted, lambda a, b: (a, b), a, b)
+    def plain(a, b, max_a, max_b):
+        return _categorical_kl(a, b, max_a, max_b, chunks)
+
+    huge = jnp.maximum(magnitude(max_a), magnitude(max_b)) >= limit
+    return jax.lax.cond(huge, shifted, plain, a, b, max_a, max_b)
 
 
 @half_precision_in_float32
