@@ -184,14 +184,12 @@ def launch(
                 t = threading.Thread(target=_forward, args=(stream, sink, f"[p{i}] "), daemon=True)
                 t.start()
                 threads.append(t)
-        while failed is None and any(p.poll() is None for p in procs):
-            failed = next(
-                ((i, p.returncode) for i, p in enumerate(procs) if p.returncode not in (None, 0)),
-                None,
-            )
+        while True:
+            codes = [p.poll() for p in procs]  # every one, each time (no short-circuit)
+            failed = next(((i, c) for i, c in enumerate(codes) if c not in (None, 0)), None)
+            if failed is not None or None not in codes:
+                break
             time.sleep(0.05)
-        if failed is None:
-            failed = next(((i, p.returncode) for i, p in enumerate(procs) if p.returncode), None)
     finally:
         stopped = _stop(procs)  # every exit path: a failure, Ctrl-C, an error here
         for t in threads:
