@@ -194,6 +194,9 @@ def launch(
         stopped = _stop(procs)  # every exit path: a failure, Ctrl-C, an error here
         for t in threads:
             t.join(timeout=5)
+        for proc in procs:
+            proc.stdout.close()
+            proc.stderr.close()
     if failed is None:
         return 0
     i, code = failed
