@@ -107,19 +107,24 @@ def process_env(
     return env
 
 
+_SINK_LOCK = threading.Lock()  # whole lines: one process's line never splits another's
+
+
 def _forward(stream: IO[bytes], sink: IO[str], prefix: str) -> None:
     """Copy ``stream`` to ``sink`` line by line with ``prefix`` (a ``\\r`` also ends a
     line, so progress bars show progress)."""
     pending = b""
-    while chunk := stream.read1(65536) if hasattr(stream, "read1") else stream.read(65536):
+    while chunk := stream.read1(65536):
         pending += chunk
         *lines, pending = re.split(rb"(?<=[\r\n])", pending)
-        for line in lines:
-            sink.write(prefix + line.decode(errors="replace").rstrip("\r\n") + "\n")
-        sink.flush()
+        text = "".join(prefix + x.decode(errors="replace").rstrip("\r\n") + "\n" for x in lines)
+        with _SINK_LOCK:
+            sink.write(text)
+            sink.flush()
     if pending:
-        sink.write(prefix + pending.decode(errors="replace") + "\n")
-        sink.flush()
+        with _SINK_LOCK:
+            sink.write(prefix + pending.decode(errors="replace") + "\n")
+            sink.flush()
 
 
 def _describe(code: int) -> str:
@@ -254,12 +259,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("give the command after --, e.g. -- experiments/bias_variance.py")
     if args.processes < 1 or args.devices_per_process < 1:
         parser.error("--processes and --devices-per-process must be >= 1")
-    return launch(
-        command,
-        args.processes,
-        devices_per_process=args.devices_per_process,
-        heartbeat_seconds=args.heartbeat_timeout,
-    )
+    try:
+        return launch(
+            command,
+            args.processes,
+            devices_per_process=args.devices_per_process,
+            heartbeat_seconds=args.heartbeat_timeout,
+        )
+    except KeyboardInterrupt:  # launch() has stopped every process on its way out
+        print("jaxkl.study.launch: interrupted; every process stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -213,8 +213,10 @@ def _run_rounds(one_chunk, shared, split, devices, chunk, rows, cache_key=None, 
         if key is not None:
             _COMPILED[key] = compiled
     t1 = time.perf_counter()
-    outs = [compiled(*shared, *(round_inputs(start) if start else first))
-            for start in range(0, n, per_round)]  # fmt: skip
+    outs = [
+        compiled(*shared, *(round_inputs(start) if start else first))
+        for start in range(0, n, per_round)
+    ]
     if gather:
         out = jax.tree.map(lambda *parts: np.concatenate(_gathered(parts))[:rows], *outs)
     else:
@@ -230,6 +232,8 @@ def _round_rows(a, start: int, per_round: int, sharding) -> jax.Array:
     addressable devices only), from the whole array or from its ``LocalRows``.
     """
     local = isinstance(a, LocalRows)
+    if local and not a.blocks:
+        raise ValueError("map_rows: this process holds none of the rows (no device in the mesh)")
     row_shape = next(iter(a.blocks.values())).shape[1:] if local else np.shape(a)[1:]
 
     def block(index):
