@@ -51,9 +51,17 @@ def main(argv=None) -> Path | None:
             parser,
             argv,
             validate=validate_config,
-            before_config=lambda a: distributed.initialize(a.distributed),
+            before_config=lambda a: _join(parser, a.distributed),
         )
         return study(args, cfg)
+
+
+def _join(parser, requested: bool) -> None:
+    """Join a multi-process run if launched as one; a failure is one clear error, exit 2."""
+    try:
+        distributed.initialize(requested)
+    except distributed.DistributedSetupError as err:
+        parser.error(str(err))
 
 
 def study(args, cfg) -> Path | None:

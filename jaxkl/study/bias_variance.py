@@ -44,6 +44,7 @@ from jaxkl.estimators.variance_reduction import control_variate_terms
 from jaxkl.study.bootstrap import bootstrap_counts, bootstrap_slope, paired_ratio
 from jaxkl.study.cases import Case, validate_case
 from jaxkl.study.config import require_config
+from jaxkl.study.distributed import is_writer
 from jaxkl.study.metrics import per_n_metrics
 from jaxkl.study.sweep import map_rows, run_replicates
 from jaxkl.study.theory import case_facts, case_theory
@@ -338,7 +339,7 @@ def run_group(cfg, case: Case, group: str, names: Sequence[str], key) -> dict[st
     compare = {n: compared_row(rows[n], cfg["report"]["compare_n"])["n"] for n in names}
     # Timing is reported by the writer (process 0) alone, on its own device; other
     # processes of a multi-process run skip it (their records are not saved).
-    timed = [n for n in names if is_timed(cfg, case.name) and jax.process_index() == 0]
+    timed = [n for n in names if is_timed(cfg, case.name) and is_writer()]
     k, batch = cfg["knn"]["k"], cfg["timing"]["batch"]
     timing_compile = dict(
         zip(timed, compile_programs([(case, n, compare[n], k, batch) for n in timed]), strict=True)

@@ -239,6 +239,20 @@ def test_local_rows_are_checked_and_fed_back_in_place():
         map_rows(lambda a, b: a, [held, np.zeros(6)], chunk=2)
 
 
+@pytest.mark.slow
+def test_distributed_flag_without_a_cluster_is_one_clear_error(tmp_path):
+    """--distributed where JAX detects no cluster: exit 2 naming what to do, nothing written."""
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), *SMALL, "--out", str(tmp_path), "--distributed"],
+        env={k: v for k, v in _env().items() if not k.startswith(("SLURM_", "OMPI_", "TPU_"))},
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "cannot join a multi-process run" in out.stderr and "jaxkl.study.launch" in out.stderr
+    assert "Traceback" not in out.stderr
+    assert not any(tmp_path.iterdir())
+
+
 # ---------------------------------------------------------------- the whole study (slow)
 
 # Runs the experiment script as __main__ and reports every file write with the writing
