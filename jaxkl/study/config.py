@@ -467,6 +467,7 @@ def parse_experiment_args(
     argv: Sequence[str] | None = None,
     *,
     validate: Callable[[dict[str, Any]], None] | None = None,
+    before_config: Callable[[argparse.Namespace], Any] | None = None,
 ) -> tuple[argparse.Namespace, dict[str, Any]]:
     """Parse the command line and resolve the config; any ``ConfigError`` exits with status 2.
 
@@ -474,11 +475,16 @@ def parse_experiment_args(
       parser: from ``experiment_parser``.
       argv: arguments (default: ``sys.argv[1:]``).
       validate: the experiment's own checks (``require_config``), run before any compute.
+      before_config: called with the parsed arguments before the config is read; the
+        place for ``jaxkl.study.distributed.initialize``, which must precede any JAX
+        computation (validation may build distributions).
 
     Returns:
       ``(args, config)``.
     """
     args = parser.parse_args(argv)
+    if before_config is not None:
+        before_config(args)
     try:
         cfg = resolve_config(args.config, args.overrides, schema_path=args.schema_path)
         if validate is not None:
