@@ -152,6 +152,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     require_config(cfg["knn"]["replicates"] >= 2, "knn.replicates", "must be >= 2")
     require_config(cfg["knn"]["log2_step"] >= 1, "knn.log2_step", "must be >= 1")
     require_config(cfg["report"]["compare_n"] >= 1, "report.compare_n", "must be >= 1")
+    require_config(cfg["report"]["slope_min_n"] >= 1, "report.slope_min_n", "must be >= 1")
     require_config(cfg["report"]["bootstrap"] >= 100, "report.bootstrap", "must be >= 100")
     require_config(cfg["timing"]["batch"] >= 1, "timing.batch", "must be >= 1")
     require_config(cfg["timing"]["repeats"] >= 1, "timing.repeats", "must be >= 1")
