@@ -9,8 +9,10 @@ Writes results/bias_variance/<run-name>/: config.toml, cells/ (one file per fini
 summary.json, bias_vs_n.png, variance_vs_n.png, coverage_vs_n.png, reliable_vs_n.png and
 report.md. To publish a run into the README (its bias–variance section and docs/ figures):
     python -m jaxkl.study.readme_section --run results/bias_variance/<run-name> --write
-Replicates are sharded over jax.devices(); on a multi-host cluster call
-jax.distributed.initialize() first and the same mesh spans every host.
+Replicates are sharded over jax.devices(). On several processes the same command runs
+on each: under SLURM or on a Cloud TPU pod slice add --distributed (JAX detects the
+cluster); on one machine, python -m jaxkl.study.launch --processes 2 -- <this command>.
+Process 0 alone writes the results folder.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 from tqdm import tqdm
 
-from jaxkl.study import RunDir, cell_id, experiment_parser, parse_experiment_args
+from jaxkl.study import RunDir, cell_id, distributed, experiment_parser, parse_experiment_args
 from jaxkl.study.bias_variance import estimator_groups, run_group, validate_config
 from jaxkl.study.bias_variance_report import (
     METRIC_COLUMNS,
@@ -38,11 +41,39 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "configs" / "bias_variance.toml"
 
 
-def main(argv=None) -> Path:
+def main(argv=None) -> Path | None:
     parser = experiment_parser("bias_variance", default_config=DEFAULT, description=__doc__)
-    args, cfg = parse_experiment_args(parser, argv, validate=validate_config)
+    distributed.add_argument(parser)
+    # fail_fast: in a multi-process run, an error here ends this process at once so that
+    # the others stop too (see jaxkl.study.distributed); alone, errors raise as usual.
+    with distributed.fail_fast():
+        args, cfg = parse_experiment_args(
+            parser,
+            argv,
+            validate=validate_config,
+            before_config=lambda a: _join(parser, a.distributed),
+        )
+        return study(args, cfg)
+
+
+def _join(parser, requested: bool) -> None:
+    """Join a multi-process run if launched as one; a failure is one clear error, exit 2."""
+    try:
+        distributed.initialize(requested)
+    except distributed.DistributedSetupError as err:
+        parser.error(str(err))
+
+
+def study(args, cfg) -> Path | None:
+    """Every process computes; process 0 alone reads and writes the run folder (the
+    others return None)."""
     t0 = time.perf_counter()
-    run = RunDir.open(args.out, "bias_variance", cfg, run_name=args.run_name, stem=args.config.stem)
+    writer = distributed.is_writer()
+    run = None
+    if writer:
+        run = RunDir.open(
+            args.out, "bias_variance", cfg, run_name=args.run_name, stem=args.config.stem
+        )
     key = jax.random.key(cfg["seed"])
     cases = [build_case(name, spec) for name, spec in cfg["cases"].items()]
     plan = [
@@ -50,24 +81,34 @@ def main(argv=None) -> Path:
         for ci, case in enumerate(cases)
         for group, names in estimator_groups(cfg, case).items()
     ]
-    total = sum(len(names) for *_, names in plan)
-    done = sum(run.cells.has(cell_id(case=c.name, est=n)) for _, c, _, names in plan for n in names)
-    if done:
+    ids = [cell_id(case=c.name, est=n) for _, c, _, names in plan for n in names]
+    # The writer says which cells are finished; every process then runs the same groups.
+    finished = np.array([writer and run.cells.has(i) for i in ids], np.int32)
+    finished = dict(zip(ids, distributed.from_writer(finished).astype(bool), strict=True))
+    total, done = len(ids), sum(finished.values())
+    if done and writer:
         print(f"resuming {run.path}: {done} of {total} cells already finished")
     records = []
-    with tqdm(total=total, initial=done, desc="cells", unit="cell", file=sys.stderr) as bar:
+    bar = tqdm(
+        total=total, initial=done, desc="cells", unit="cell", file=sys.stderr, disable=not writer
+    )
+    with bar:
         for ci, case, group, names in plan:
-            ids = {n: cell_id(case=case.name, est=n) for n in names}
+            cids = {n: cell_id(case=case.name, est=n) for n in names}
             # Only the estimators whose cells are missing run (a kill can land between two
             # cells of one group); fold_in by case index and group gives them the same
             # draws as in an uninterrupted run.
-            missing = [n for n in names if not run.cells.has(ids[n])]
+            missing = [n for n in names if not finished[cids[n]]]
             if missing:
                 group_key = jax.random.fold_in(jax.random.fold_in(key, ci), hash_group(group))
                 for name, rec in run_group(cfg, case, group, missing, group_key).items():
-                    run.cells.save(ids[name], rec)
+                    if writer:
+                        run.cells.save(cids[name], rec)
                     bar.update(1)
-            records += [run.cells.load(ids[n]) for n in names]
+            if writer:
+                records += [run.cells.load(cids[n]) for n in names]
+    if not writer:
+        return None
     wall = time.perf_counter() - t0
     load = list(os.getloadavg())
     run.write_metrics(metric_rows(records), METRIC_COLUMNS)

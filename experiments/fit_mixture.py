@@ -34,6 +34,7 @@ from jaxkl.study import (
     new_figure,
     parse_experiment_args,
     require_config,
+    require_min,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,7 @@ def validate(cfg) -> None:
     require_config(f["learning_rate"] > 0, "fit.learning_rate", "must be > 0")
     require_config(0 < f["final_lr_fraction"] <= 1, "fit.final_lr_fraction", "must be in (0, 1]")
     require_config(f["init_scale"] > 0, "fit.init_scale", "must be > 0")
+    require_min(cfg, 0, "fit.init_loc_jitter")
     require_config(len(f["init_loc"]) == 2, "fit.init_loc", "must be a 2-D point")
     require_config(cfg["eval"]["num_samples"] >= 2, "eval.num_samples", "must be >= 2")
     require_config(

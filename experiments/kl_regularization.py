@@ -32,7 +32,15 @@ from jaxkl.rl.configurations import is_exact_regulariser
 from jaxkl.rl.gradient_study import study_configs
 from jaxkl.rl.toy import SequenceToy
 from jaxkl.rl.training import train
-from jaxkl.study import RunDir, cell_id, experiment_parser, parse_experiment_args, require_config
+from jaxkl.study import (
+    RunDir,
+    cell_id,
+    experiment_parser,
+    parse_experiment_args,
+    require_config,
+    require_min,
+    require_nonempty,
+)
 from jaxkl.study.kl_regularization_report import (
     claims,
     figures,
@@ -54,6 +62,12 @@ def _names(names: list[str]) -> list[KLConfig]:
 
 def validate(cfg) -> None:
     p, g = cfg["problem"], cfg["gradients"]
+    lists = ("gradients.sizes", "gradients.on_policy", "gradients.off_policy")
+    require_nonempty(cfg, *lists, "gradients.aggregations", "train.configs")
+    require_min(cfg, 0, "problem.ref_scale", "train.beta")
+    require_min(cfg, 1, "train.steps", "train.batch_size", "train.seeds")
+    require_min(cfg, 2, "gradients.bootstrap")
+    require_min(cfg, 0, "train.learning_rate", strict=True)
     require_config(2 <= p["vocab_size"] <= 8, "problem.vocab_size", "must be in 2 … 8")
     require_config(1 <= p["horizon"] <= 4, "problem.horizon", "must be in 1 … 4")
     require_config(-1 <= p["end_token"] < p["vocab_size"], "problem.end_token", "-1 or a token")

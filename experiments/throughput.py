@@ -71,6 +71,8 @@ from jaxkl.study import (
     new_figure,
     parse_experiment_args,
     require_config,
+    require_min,
+    require_nonempty,
 )
 
 EXPERIMENT = "throughput"
@@ -124,6 +126,9 @@ COLUMNS = (
 
 def validate(cfg: dict[str, Any]) -> None:
     """Impossible values, rejected before any compute."""
+    require_nonempty(cfg, "sections")
+    require_min(cfg, 1, "analytic.categorical_elements")
+    require_min(cfg, 0, *(f"targets.{k}" for k in cfg["targets"]), strict=True)
     unknown = sorted(set(cfg["sections"]) - set(SECTIONS))
     require_config(not unknown, "sections", f"unknown {unknown}; choose from {list(SECTIONS)}")
     t = cfg["timing"]

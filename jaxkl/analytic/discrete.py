@@ -147,14 +147,34 @@ def bernoulli(logits_a, logits_b):
     """
     a, b = as_float(logits_a, logits_b)
     a, b = broadcast_named("jaxkl.analytic.bernoulli", logits_a=a, logits_b=b)
+    # Finite logits whose difference overflows (opposite signs, one beyond finfo.max/2):
+    # the gap of the general form would overflow too (inf − inf: NaN value and gradient).
+    # There the KL is as large as the larger logit, nothing cancels, and the direct form
+    # below is exact; each branch sees harmless inputs in the other's rows (double where),
+    # so neither puts NaN into the other's gradient.
+    far = jnp.isfinite(a) & jnp.isfinite(b) & ~jnp.isfinite(a - b)
+    af, bf = jnp.where(far, a, 0.0), jnp.where(far, b, 0.0)
+    a, b = jnp.where(far, 0.0, a), jnp.where(far, 0.0, b)
     log_p = jnp.stack([jax.nn.log_sigmoid(a), jax.nn.log_sigmoid(-a)], axis=-1)
     log_q = jnp.stack([jax.nn.log_sigmoid(b), jax.nn.log_sigmoid(-b)], axis=-1)
-    # With finite logits, (a − b, 0) is the exact logit gap of the two-category form;
-    # an infinite logit, or logits near ±finfo.max whose difference overflows, leave only
-    # the difference of log-probabilities (finite there: log σ(x) ≥ x).
+    # With finite logits, (a − b, 0) is the exact logit gap of the two-category form; an
+    # infinite logit leaves only the difference of log-probabilities (finite there:
+    # log σ(x) ≥ x).
     finite = jnp.isfinite(a - b)[..., None]
     gap = jnp.where(finite, jnp.stack([a - b, jnp.zeros_like(a)], axis=-1), log_p - log_q)
-    return _kl_from_log_probs(log_p, log_q, gap)
+    return jnp.where(far, _bernoulli_far(af, bf), _kl_from_log_probs(log_p, log_q, gap))
+
+
+def _bernoulli_far(a, b):
+    """KL = σ(a)(softplus(−b) − softplus(−a)) + σ(−a)(softplus(b) − softplus(a)).
+
+    For finite logits each difference is of two numbers in [0, finfo.max], so finite, and
+    its weight is in [0, 1]. Autodiff forms σ'(a)·(each difference) separately, never
+    their sum (a − b, which overflows here), so ∂/∂a = (a − b)σ'(a) comes out as 0 (σ'(a)
+    underflows to exactly 0 wherever a − b overflows) and ∂/∂b = σ(b) − σ(a) = ±1.
+    """
+    sp = jax.nn.softplus
+    return jax.nn.sigmoid(a) * (sp(-b) - sp(-a)) + jax.nn.sigmoid(-a) * (sp(b) - sp(a))
 
 
 # ------------------------------------------------------------------------- categorical
@@ -406,30 +426,35 @@ def categorical(logits_a, logits_b):
     chunks = _chunks(num)
     # Rows (and their chunks) on one axis: XLA:CPU runs a 2-D row reduction fastest.
     a, b = (x.astype(work).reshape(-1, num // chunks) for x in (a, b))
-    return _categorical_in_range(a, b, chunks).reshape(batch).astype(dtype)
+    return _categorical_in_range(a, b, num, chunks).reshape(batch).astype(dtype)
 
 
-@partial(jax.jit, static_argnums=(2,))  # one program per shape, not one per operation
-def _categorical_in_range(a, b, chunks: int):
+@partial(jax.jit, static_argnums=(2, 3))  # one program per shape, not one per operation
+def _categorical_in_range(a, b, num: int, chunks: int):
     """The kernel, on rows shifted by their maximum when some row maximum is too large.
 
     The kernel needs finite logits of magnitude below finfo.max / 2**40 (its +inf flag
     relies on gaps of finite logits staying below finfo.max / 2); the Categorical
     distribution allows any finite logit. The KL does not change when a row is shifted,
-    so when the largest finite entry of some row passes that bound in magnitude, every row
+    so when any finite entry passes that bound in magnitude, every row
     is shifted by its largest entry (without gradient: the KL's derivative in the shift
     is 0). Entries then lie in [−finfo.max, 0]; a shift that overflows gives −inf, a
     probability that is 0 in this dtype anyway. A category where a has mass and b's
     shifted logit lies more than finfo.max / 2 below a's is then flagged +inf (the true KL
-    exceeds p_k·finfo.max / 2 there). A row whose maximum is within range keeps its very
-    negative entries as they are: shifting it would not change them.
+    exceeds p_k·finfo.max / 2 there).
 
-    The test reads the row maxima the kernel needs anyway (no pass over the logits of its
-    own), and ``lax.cond`` runs the kernel on the inputs themselves on the ordinary path:
+    Shifted rows may still hold a finite gap a_k − b_k beyond that bound (b = (3e38,
+    3.4e38) shifts to (−4e37, 0)), which the kernel cannot take (NaN). Such rows are
+    "far": the KL is at least p_k times the gap wherever p_k > 0, nothing cancels, and
+    :func:`_categorical_direct` computes it; the kernel gets zeros in their place.
+
+    The range test is one reduction over the logits, and ``lax.cond`` runs the kernel on
+    the inputs themselves on the ordinary path:
     a ``cond`` that returned the logits (shifted or not) made XLA copy both inputs and
     cost more than the kernel (64 × 32 768: 29 ms against 18 ms, 2-core CPU).
 
-    ``a, b``: ``[N·C, L]`` (rows as C chunks of L logits; the shift is per row of C·L).
+    ``a, b``: ``[N·C, L]`` (rows as C chunks of L logits; the shift is per row of
+    ``num`` = C·L logits). Returns the KL ``[N]``.
     """
     limit = float(jnp.finfo(a.dtype).max) * 2.0**-40
     max_a, max_b = _row_max(a, chunks), _row_max(b, chunks)
@@ -440,16 +465,54 @@ def _categorical_in_range(a, b, chunks: int):
     def shifted(a, b, max_a, max_b):
         def by_row_max(x, top):
             top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-            return x - _expand(top, chunks)
+            return x.reshape(-1, num) - top
 
-        a, b = by_row_max(a, max_a), by_row_max(b, max_b)
-        return _categorical_kl(a, b, _row_max(a, chunks), _row_max(b, chunks), chunks)
+        ra, rb = by_row_max(a, max_a), by_row_max(b, max_b)
+        # Support from the logits before the shift, which may overflow a finite one to −inf.
+        b_support = b.reshape(-1, num) > -jnp.inf
+        mismatch = jnp.any(jnp.isfinite(a.reshape(-1, num)) & ~b_support, axis=-1)
+        # A shifted logit below −limit is a probability that underflows to exactly 0: such
+        # entries of a become −inf (masked) where b has support (else: mismatch, +inf),
+        # and so do b's where a has no mass, which changes no term of the KL and leaves
+        # the kernel only gaps it can take.
+        ra = jnp.where((ra < -limit) & b_support, -jnp.inf, ra)
+        rb = jnp.where((rb < -limit) & (ra == -jnp.inf), -jnp.inf, rb)
+        gap = jnp.where(jnp.isfinite(ra) & jnp.isfinite(rb), jnp.abs(ra - rb), 0.0)
+        # Far rows: a huge finite gap, or a finite logit of a where b's is −inf (+inf).
+        far = jnp.any((gap >= limit) | (jnp.isfinite(ra) & (rb == -jnp.inf)), axis=-1)
+        far = far | mismatch
+        direct = _categorical_direct(*(jnp.where(far[:, None], x, 0.0) for x in (ra, rb)))
+        direct = jnp.where(mismatch, jnp.inf, direct)
+        ra, rb = (jnp.where(far[:, None], 0.0, x).reshape(a.shape) for x in (ra, rb))
+        kl = _categorical_kl(ra, rb, _row_max(ra, chunks), _row_max(rb, chunks), chunks)
+        return jnp.where(far, direct, kl.reshape(far.shape))
 
     def plain(a, b, max_a, max_b):
-        return _categorical_kl(a, b, max_a, max_b, chunks)
+        return _categorical_kl(a, b, max_a, max_b, chunks).reshape(-1)
 
-    huge = jnp.maximum(magnitude(max_a), magnitude(max_b)) >= limit
+    # Every finite entry counts, not only the row maxima: a very negative finite logit
+    # (a = (0, 1, −inf), b = (−1e38, 0, 0)) also leaves the kernel's range (NaN).
+    huge = jnp.maximum(magnitude(a), magnitude(b)) >= limit
     return jax.lax.cond(huge, shifted, plain, a, b, max_a, max_b)
+
+
+def _categorical_direct(a, b):
+    """Σ_k p_k (log p_k − log q_k) over the last axis of logits ``[M, K]`` → ``[M]``.
+
+    The textbook form, for rows whose KL is huge (a gap ≥ finfo.max / 2⁴⁰ where a has
+    mass), where it loses nothing; a category with mass under a (a finite logit) and none
+    under b gives +inf, one where only p_k's value underflows contributes 0 (no NaN
+    gradient).
+    """
+    log_p, log_q = jax.nn.log_softmax(a), jax.nn.log_softmax(b)
+    # Support is a finite logit; where q's is −inf too the term is +inf (no 0·inf), and
+    # elsewhere log p − log q lies in [−max, max], so p_k that underflow give exactly 0.
+    mass = log_p > -jnp.inf
+    excluded = mass & (log_q == -jnp.inf)
+    ok = mass & ~excluded
+    lp, lq = jnp.where(ok, log_p, 0.0), jnp.where(ok, log_q, 0.0)
+    terms = jnp.where(excluded, jnp.inf, jnp.where(ok, jnp.exp(lp) * (lp - lq), 0.0))
+    return jnp.sum(terms, axis=-1)
 
 
 @half_precision_in_float32

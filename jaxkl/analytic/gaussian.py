@@ -365,7 +365,12 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
         arguments broadcast together.
 
     Returns:
-      ``[...]``, the broadcast batch shape.
+      ``[...]``, the broadcast batch shape. Its gradient in the factors comes from the
+      reverse pass of the triangular solve, whose intermediates (L_b⁻ᵀ applied to the
+      whitened residuals, up to (|Δμ|/σ)²/σ times L_b's condition number) can leave the
+      float range before the gradient itself does: those entries may then be ±inf or NaN,
+      while the KL and its gradient in the means stay right
+      (``tests/analytic/test_extreme_scales.py``).
 
     Raises:
       ValueError: the event sizes d differ (the message names each d) or the batch

@@ -22,6 +22,8 @@ from jaxkl.study.config import (
     merge_config,
     parse_experiment_args,
     require_config,
+    require_min,
+    require_nonempty,
     resolve_config,
 )
 from jaxkl.study.misuse import clipping_discrete_kl, normalising_discrete_kl
@@ -67,6 +69,8 @@ __all__ = [
     "normalising_discrete_kl",
     "parse_experiment_args",
     "require_config",
+    "require_min",
+    "require_nonempty",
     "resolve_config",
     "save_figure",
     "sharded_map",

@@ -44,6 +44,7 @@ from jaxkl.estimators.variance_reduction import control_variate_terms
 from jaxkl.study.bootstrap import bootstrap_counts, bootstrap_slope, paired_ratio
 from jaxkl.study.cases import Case, validate_case
 from jaxkl.study.config import require_config
+from jaxkl.study.distributed import is_writer
 from jaxkl.study.metrics import per_n_metrics
 from jaxkl.study.sweep import map_rows, run_replicates
 from jaxkl.study.theory import case_facts, case_theory
@@ -151,6 +152,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
     require_config(cfg["knn"]["replicates"] >= 2, "knn.replicates", "must be >= 2")
     require_config(cfg["knn"]["log2_step"] >= 1, "knn.log2_step", "must be >= 1")
     require_config(cfg["report"]["compare_n"] >= 1, "report.compare_n", "must be >= 1")
+    require_config(cfg["report"]["slope_min_n"] >= 1, "report.slope_min_n", "must be >= 1")
     require_config(cfg["report"]["bootstrap"] >= 100, "report.bootstrap", "must be >= 100")
     require_config(cfg["timing"]["batch"] >= 1, "timing.batch", "must be >= 1")
     require_config(cfg["timing"]["repeats"] >= 1, "timing.repeats", "must be >= 1")
@@ -323,7 +325,9 @@ def run_group(cfg, case: Case, group: str, names: Sequence[str], key) -> dict[st
     computed = tuple(n for n in ESTIMATOR_GROUPS[group] if n in wanted)
     draw, estimate, extra, replicates = group_plan(cfg, case, group, computed)
     chunk = cfg["sweep"]["chunk"]
-    drawn = run_replicates(draw, key, replicates, chunk=chunk)
+    # The draws stay on the process whose devices made them (the estimates of a
+    # replicate run on the device that drew it); only the estimates are gathered.
+    drawn = run_replicates(draw, key, replicates, chunk=chunk, gather=False)
     run = map_rows(estimate, (*drawn.outputs, *extra), chunk=chunk)
     compile_seconds = drawn.compile_seconds + run.compile_seconds
     run_seconds = drawn.run_seconds + run.run_seconds
@@ -334,7 +338,9 @@ def run_group(cfg, case: Case, group: str, names: Sequence[str], key) -> dict[st
     theory = case_theory(case)
     facts = dataclasses.asdict(case_facts(case))
     compare = {n: compared_row(rows[n], cfg["report"]["compare_n"])["n"] for n in names}
-    timed = [n for n in names if is_timed(cfg, case.name)]
+    # Timing is reported by the writer (process 0) alone, on its own device; other
+    # processes of a multi-process run skip it (their records are not saved).
+    timed = [n for n in names if is_timed(cfg, case.name) and is_writer()]
     k, batch = cfg["knn"]["k"], cfg["timing"]["batch"]
     timing_compile = dict(
         zip(timed, compile_programs([(case, n, compare[n], k, batch) for n in timed]), strict=True)

@@ -108,6 +108,8 @@ def _categorical(spec, where):
         "p_logit_shift",
         "proposal_temperature",
     )
+    if not temp > 0:
+        raise ConfigError([(f"{where}.proposal_temperature", f"must be > 0; got {temp!r}")])
     rng = np.random.default_rng(seed)
     q_logits = q_scale * rng.standard_normal(k)
     p_logits = q_logits + p_shift * rng.standard_normal(k)

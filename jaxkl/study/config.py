@@ -41,6 +41,8 @@ __all__ = [
     "merge_config",
     "parse_experiment_args",
     "require_config",
+    "require_min",
+    "require_nonempty",
     "resolve_config",
 ]
 
@@ -64,6 +66,50 @@ def require_config(cond: bool, key: str, message: str) -> None:
     """
     if not cond:
         raise ConfigError([(key, message)])
+
+
+def _lookup(cfg: Mapping[str, Any], key: str) -> Any:
+    node: Any = cfg
+    for part in key.split("."):
+        node = node[part]
+    return node
+
+
+def require_min(cfg: Mapping[str, Any], minimum: float, *keys: str, strict: bool = False):
+    """Each dotted key's number must be ≥ ``minimum`` (> with ``strict``), else ConfigError.
+
+    Example:
+      >>> require_min({"fit": {"steps": 3}}, 1, "fit.steps")
+    """
+    problems = []
+    for key in keys:
+        value = _lookup(cfg, key)
+        if not (value > minimum if strict else value >= minimum):
+            problems.append((key, f"must be {'>' if strict else '>='} {minimum}; got {value!r}"))
+    if problems:
+        raise ConfigError(problems)
+
+
+def require_nonempty(cfg: Mapping[str, Any], *keys: str) -> None:
+    """Each dotted key's list must have an entry, else ConfigError.
+
+    Example:
+      >>> require_nonempty({"sizes": [1, 2]}, "sizes")
+    """
+    problems = [(key, "must not be empty; got []") for key in keys if not _lookup(cfg, key)]
+    if problems:
+        raise ConfigError(problems)
+
+
+def _non_finite(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, message) for every float leaf, or float in a (nested) list, that is NaN or ±inf."""
+
+    def bad(v: Any) -> bool:
+        if isinstance(v, list):
+            return any(bad(x) for x in v)
+        return isinstance(v, float) and not math.isfinite(v)
+
+    return [(k, f"must be finite; got {v!r}") for k, v in flatten(cfg).items() if bad(v)]
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
@@ -326,7 +372,9 @@ def resolve_config(
       The resolved configuration, a nested dict of scalars, strings and lists.
 
     Raises:
-      ConfigError: for a missing or malformed file, unknown keys and wrong types.
+      ConfigError: for a missing or malformed file, unknown keys, wrong types and
+        non-finite numbers (NaN or ±inf: no experiment takes one, and each would fail or
+        silently poison a result only once computing had started).
     """
     given = load_toml(config_path)
     if schema_path is not None and Path(schema_path).resolve() != Path(config_path).resolve():
@@ -334,7 +382,11 @@ def resolve_config(
     else:
         # Still normalise types (a mixed [0, 0.5] list becomes floats).
         given = merge_config(given, given)
-    return apply_overrides(given, overrides)
+    cfg = apply_overrides(given, overrides)
+    problems = _non_finite(cfg)
+    if problems:
+        raise ConfigError(problems)
+    return cfg
 
 
 # --------------------------------------------------------------------------- TOML writer
@@ -467,6 +519,7 @@ def parse_experiment_args(
     argv: Sequence[str] | None = None,
     *,
     validate: Callable[[dict[str, Any]], None] | None = None,
+    before_config: Callable[[argparse.Namespace], Any] | None = None,
 ) -> tuple[argparse.Namespace, dict[str, Any]]:
     """Parse the command line and resolve the config; any ``ConfigError`` exits with status 2.
 
@@ -474,15 +527,37 @@ def parse_experiment_args(
       parser: from ``experiment_parser``.
       argv: arguments (default: ``sys.argv[1:]``).
       validate: the experiment's own checks (``require_config``), run before any compute.
+      before_config: called with the parsed arguments before the config is read; the
+        place for ``jaxkl.study.distributed.initialize``, which must precede any JAX
+        computation (validation may build distributions).
 
     Returns:
       ``(args, config)``.
     """
     args = parser.parse_args(argv)
+    if before_config is not None:
+        before_config(args)
+    cfg = None
     try:
         cfg = resolve_config(args.config, args.overrides, schema_path=args.schema_path)
         if validate is not None:
             validate(cfg)
     except ConfigError as err:
-        parser.error(str(err))
+        parser.error(str(_with_values(err, cfg)))
     return args, cfg
+
+
+def _with_values(err: ConfigError, cfg: Mapping[str, Any] | None) -> ConfigError:
+    """``err`` with each problem showing the key's value, where the message does not.
+
+    Per-experiment checks (:func:`require_config`) state the rule; a batch of 10⁴ runs
+    is easier to fix when the refused value is on the same line.
+    """
+    if cfg is None:
+        return err
+    flat = flatten(cfg)
+    problems = [
+        (key, msg if "got " in msg or key not in flat else f"{msg}; got {flat[key]!r}")
+        for key, msg in err.problems
+    ]
+    return ConfigError(problems)

@@ -187,6 +187,7 @@ def environment_info() -> dict[str, Any]:
                 "platform": d.platform,
                 "device_kind": d.device_kind,
                 "description": str(d),
+                "process_index": d.process_index,  # > 0: a device of another process
             }
             for d in jax.devices()
         ]

@@ -1,10 +1,14 @@
-"""Replicates of a Monte Carlo experiment, sharded over every device.
+"""Replicates of a Monte Carlo experiment, sharded over every device of every process.
 
 Replicate i always uses the key ``fold_in(key, i)`` and always runs inside a chunk of the
 same size, so its numbers do not depend on how many devices share the work: one CPU,
-four forced host devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4``), or a
-GPU give the same replicates. Sharding is plain ``jax.shard_map`` over a one-axis mesh;
-several hosts join the same mesh after ``jax.distributed.initialize()``.
+four forced host devices (``XLA_FLAGS=--xla_force_host_platform_device_count=4``), a
+GPU, or several processes joined by ``jax.distributed.initialize()`` give the same
+replicates. Sharding is plain ``jax.shard_map`` over a one-axis mesh of ``jax.devices()``;
+each round's inputs are built by every process for its own devices only
+(``jax.make_array_from_callback``) and outputs are gathered to every process with
+``multihost_utils.process_allgather``, or kept where they were computed
+(``gather=False``, :class:`jaxkl.study.local_rows.LocalRows`) for a second stage.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxkl._keys import as_key
+from jaxkl.study.local_rows import LocalRows
 
 __all__ = ["ReplicateRun", "map_rows", "run_replicates"]
 
@@ -30,7 +35,8 @@ class ReplicateRun(NamedTuple):
 
     Attributes:
       outputs: the pytree returned by ``fn``, each leaf stacked to ``[replicates, ...]``
-        as numpy arrays.
+        as numpy arrays, the same on every process; with ``gather=False`` each leaf is a
+        :class:`~jaxkl.study.local_rows.LocalRows` of this process's rows instead.
       compile_seconds: time to trace and compile the sharded computation.
       run_seconds: time to execute it (compile excluded), outputs on the host.
       num_devices: devices the replicates were spread over.
@@ -49,6 +55,7 @@ def run_replicates(
     *,
     chunk: int = 50,
     devices: Sequence[jax.Device] | None = None,
+    gather: bool = True,
 ) -> ReplicateRun:
     """Evaluate ``fn(fold_in(key, i))`` for i = 0 … replicates−1, sharded over devices.
 
@@ -62,7 +69,9 @@ def run_replicates(
       key: typed key, legacy key or int seed.
       replicates: R ≥ 1.
       chunk: replicates vmapped together per step.
-      devices: defaults to ``jax.devices()``.
+      devices: defaults to ``jax.devices()``: every device of every process.
+      gather: False keeps each process's rows where they were computed (for
+        :func:`map_rows` with the same ``chunk`` and ``devices``), with no exchange.
 
     Returns:
       :class:`ReplicateRun` with outputs stacked to ``[R, ...]``.
@@ -77,13 +86,20 @@ def run_replicates(
     key = as_key(key)
     devices = tuple(devices) if devices is not None else tuple(jax.devices())
     chunk = min(chunk, replicates)
-    indices = jnp.arange(_padded(replicates, chunk, len(devices)), dtype=jnp.uint32)
+    indices = np.arange(_padded(replicates, chunk, len(devices)), dtype=np.uint32)
+    # The key enters as its raw data (replicated on every device of every process) and
+    # is rewrapped inside the program: the same bits, whatever the process count.
+    impl = jax.random.key_impl(key)
 
-    def one_chunk(key, indices):  # [chunk] replicate indices on one device
+    def one_chunk(key_data, indices):  # [chunk] replicate indices on one device
+        key = jax.random.wrap_key_data(key_data, impl=impl)
         keys = jax.vmap(lambda i: jax.random.fold_in(key, i))(indices)
         return jax.vmap(fn)(keys)
 
-    return _run_rounds(one_chunk, (key,), (indices,), devices, chunk, replicates)
+    key_data = np.asarray(jax.random.key_data(key))
+    return _run_rounds(
+        one_chunk, (key_data,), (indices,), devices, chunk, replicates, gather=gather
+    )
 
 
 def map_rows(
@@ -101,19 +117,31 @@ def map_rows(
 
     Args:
       fn: ``(*rows) -> pytree``; pass the same function object to reuse its compile.
-      arrays: arrays with a common leading axis of R rows (numpy or jax).
+      arrays: arrays with a common leading axis of R rows: numpy or jax (the same on
+        every process), or the :class:`~jaxkl.study.local_rows.LocalRows` of a
+        ``run_replicates(..., gather=False)`` with the same ``chunk`` and ``devices``.
       chunk: rows vmapped together per step.
-      devices: defaults to ``jax.devices()``.
+      devices: defaults to ``jax.devices()``: every device of every process.
 
     Returns:
-      :class:`ReplicateRun` with outputs stacked to ``[R, ...]``.
+      :class:`ReplicateRun` with outputs stacked to ``[R, ...]``, on every process.
+
+    Example:
+      >>> run = map_rows(lambda a, b: a * b, [np.arange(6.0), np.full(6, 2.0)], chunk=2)
+      >>> run.outputs.tolist()
+      [0.0, 2.0, 4.0, 6.0, 8.0, 10.0]
     """
     devices = tuple(devices) if devices is not None else tuple(jax.devices())
-    rows = int(np.shape(arrays[0])[0])
+    counts = {a.rows if isinstance(a, LocalRows) else int(np.shape(a)[0]) for a in arrays}
+    if len(counts) != 1:
+        raise ValueError(f"map_rows: arrays disagree on the row count: {sorted(counts)}")
+    (rows,) = counts
     chunk = min(chunk, rows)
     padded = _padded(rows, chunk, len(devices))
 
     def pad(a):
+        if isinstance(a, LocalRows):  # already padded by the run that made it
+            return a
         a = np.asarray(a)
         extra = np.repeat(a[:1], padded - rows, axis=0)  # copies of row 0, dropped later
         return np.concatenate([a, extra]) if padded > rows else a
@@ -139,13 +167,18 @@ def _padded(rows: int, chunk: int, n_dev: int) -> int:
 _COMPILED: dict = {}
 
 
-def _run_rounds(one_chunk, shared, split, devices, chunk, rows, cache_key=None):
+def _run_rounds(one_chunk, shared, split, devices, chunk, rows, cache_key=None, gather=True):
     """Run ``one_chunk`` over ``split`` in rounds of ``chunk`` rows per device.
 
     Every round is the same compiled program: each device vmaps ``one_chunk`` over exactly
     ``chunk`` rows, whatever the device count, so a replicate's arithmetic (and its
     floating-point rounding) cannot depend on how many devices share the work. Rounds are
     dispatched asynchronously; memory stays bounded by one round.
+
+    ``shared`` (numpy, replicated) and ``split`` (numpy with the padded row count, or
+    ``LocalRows``) enter every round as global arrays that each process builds for its
+    own devices only; with several processes, nothing here is process-specific but the
+    rows each one touches.
     """
     mesh = Mesh(np.array(devices), ("replicate",))
     per_round = chunk * len(devices)
@@ -160,8 +193,17 @@ def _run_rounds(one_chunk, shared, split, devices, chunk, rows, cache_key=None):
         )
     )
     sharding = NamedSharding(mesh, P("replicate"))
-    n = int(np.shape(split[0])[0])
-    first = tuple(jax.device_put(a[:per_round], sharding) for a in split)
+    replicated = NamedSharding(mesh, P())
+    shared = tuple(
+        jax.make_array_from_callback(np.shape(a), replicated, lambda index, a=a: a[index])
+        for a in shared
+    )
+    n = _padded(rows, chunk, len(devices))
+
+    def round_inputs(start):
+        return tuple(_round_rows(a, start, per_round, sharding) for a in split)
+
+    first = round_inputs(0)
     avals = tuple((np.shape(a), str(a.dtype)) for a in (*shared, *first))
     key = None if cache_key is None else (*cache_key, avals)
     t0 = time.perf_counter()
@@ -171,10 +213,49 @@ def _run_rounds(one_chunk, shared, split, devices, chunk, rows, cache_key=None):
         if key is not None:
             _COMPILED[key] = compiled
     t1 = time.perf_counter()
-    outs = []
-    for start in range(0, n, per_round):
-        part = tuple(jax.device_put(a[start : start + per_round], sharding) for a in split)
-        outs.append(compiled(*shared, *part))
-    out = jax.tree.map(lambda *parts: np.concatenate([np.asarray(p) for p in parts])[:rows], *outs)
+    outs = [
+        compiled(*shared, *(round_inputs(start) if start else first))
+        for start in range(0, n, per_round)
+    ]
+    if gather:
+        out = jax.tree.map(lambda *parts: np.concatenate(_gathered(parts))[:rows], *outs)
+    else:
+        out = jax.tree.map(lambda *parts: _held(parts, per_round, rows), *outs)
     t2 = time.perf_counter()
     return ReplicateRun(out, t1 - t0, t2 - t1, len(devices))
+
+
+def _round_rows(a, start: int, per_round: int, sharding) -> jax.Array:
+    """Rows ``start … start + per_round − 1`` of ``a`` as a global array split by rows.
+
+    Each process builds only the blocks of its own devices (JAX calls the callback for
+    addressable devices only), from the whole array or from its ``LocalRows``.
+    """
+    local = isinstance(a, LocalRows)
+    if local and not a.blocks:
+        raise ValueError("map_rows: this process holds none of the rows (no device in the mesh)")
+    row_shape = next(iter(a.blocks.values())).shape[1:] if local else np.shape(a)[1:]
+
+    def block(index):
+        lo, hi, _ = index[0].indices(per_round)
+        part = a.take(start + lo, start + hi) if local else a[start + lo : start + hi]
+        return part[(slice(None), *index[1:])]
+
+    return jax.make_array_from_callback((per_round, *row_shape), sharding, block)
+
+
+def _gathered(parts) -> list[np.ndarray]:
+    """Each round's output on the host, whole, on every process."""
+    if jax.process_count() == 1:
+        return [np.asarray(p) for p in parts]
+    return [np.asarray(multihost_utils.process_allgather(p, tiled=True)) for p in parts]
+
+
+def _held(parts, per_round: int, rows: int) -> LocalRows:
+    """This process's blocks of each round's output, keyed by their first row."""
+    blocks = {}
+    for r, part in enumerate(parts):
+        for shard in part.addressable_shards:
+            lo, _, _ = shard.index[0].indices(per_round)
+            blocks[r * per_round + lo] = np.asarray(shard.data)
+    return LocalRows(rows, blocks)

@@ -347,7 +347,12 @@ EQUAL_PARAMS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PAIRS))
+# Beta is Dirichlet's K = 2 kernel (one code path); the K = 3 Dirichlet case adds 7 s of
+# compiling: --run-slow.
+@pytest.mark.parametrize(
+    "name",
+    [pytest.param(n, marks=[pytest.mark.slow] if n == "dirichlet" else []) for n in sorted(PAIRS)],
+)
 def test_value_and_gradient_vanish_at_equality(name):
     # KL = 0 is the minimum, so every partial derivative is 0 there (and not NaN from the
     # 0/0-looking pieces of the near-equality branches).

@@ -104,7 +104,15 @@ GRAD_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(GRAD_CASES))
+# Beta is Dirichlet's K = 2 kernel (one code path); the K = 3 Dirichlet case adds 6 s of
+# compiling: --run-slow.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if n == "dirichlet" else [])
+        for n in sorted(GRAD_CASES)
+    ],
+)
 def test_gradient_matches_finite_differences(name):
     f, p = GRAD_CASES[name]
     p = jnp.asarray(p, jnp.float64)

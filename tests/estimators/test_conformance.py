@@ -66,7 +66,21 @@ ESTIMATORS = {
 }
 
 
-@pytest.mark.parametrize("name", list(ESTIMATORS))
+# Each estimator compiles its own vmapped and differentiated programs (5-13 s of CPU for
+# the heavier ones); CI runs one of each kind — reparameterised, score, from log-probs,
+# importance — and --run-slow runs them all.
+_SLOW_CONFORMANCE = {
+    "mc-k1-reparam", "mc-antithetic", "mc-qmc", "mc-control-variate", "importance", "knn",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if n in _SLOW_CONFORMANCE else [])
+        for n in ESTIMATORS
+    ],
+)
 def test_conformance(name):
     fn = ESTIMATORS[name]
     theta = jnp.stack([jnp.linspace(-0.5, 0.5, B), jnp.linspace(-0.2, 0.2, B)], axis=-1)

@@ -37,7 +37,15 @@ EXPECTED_DOF = {
 }
 
 
-@pytest.mark.parametrize("name", list(EXPECTED_DOF))
+# The antithetic and QMC variants compile their own vmapped programs (5-6 s of CPU each):
+# --run-slow.
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=[pytest.mark.slow] if n in ("mc_kl-antithetic", "mc_kl-qmc") else [])
+        for n in EXPECTED_DOF
+    ],
+)
 def test_dof_and_num_samples_are_python_ints_under_jit_and_vmap(name):
     fn = _estimators()[name]
     for est in (fn(0.0), jax.jit(fn)(0.0), jax.vmap(fn)(jnp.zeros(2))):

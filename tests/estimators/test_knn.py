@@ -163,7 +163,13 @@ def _prepared_radii(x, y, k, method, row_block=5, col_block=13):
 
 @pytest.mark.parametrize(
     "d, k",
-    [(1, 1), pytest.param(3, 3, marks=pytest.mark.slow), (20, 2)],  # d = 20 > 16: chunked sum
+    [
+        # d = 1 goes through the same tiles as every other test here; d = 20 > 16 is the
+        # chunked sum, which only this test reaches.
+        pytest.param(1, 1, marks=pytest.mark.slow),
+        pytest.param(3, 3, marks=pytest.mark.slow),
+        (20, 2),
+    ],
 )
 def test_tiled_equals_bruteforce_numpy(d, k):
     rng = np.random.default_rng(10 + d + k)

@@ -92,11 +92,10 @@ _PROCESS = textwrap.dedent(
 
 def test_two_processes_form_one_mesh_and_both_get_the_whole_result():
     import json
-    import socket
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = str(s.getsockname()[1])
+    from jaxkl.study.launch import free_port
+
+    port = str(free_port())
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=2")
     procs = [
         subprocess.Popen(
