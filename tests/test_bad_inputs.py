@@ -628,6 +628,10 @@ CATEGORICAL_FAR = [
     ([3.4e38, 0.0, -1e38], [3e38, 3.4e38, -3e38]),
     ([-1e38, 3e38, -1e38], [1.0, 3e38, -1e38]),
     ([3e38, 3e38, 0.0], [3e38, 1.0, -3e38]),
+    # Row maxima in range, a very negative finite entry: the range test must read every
+    # entry, not only the maxima (NaN when it read the maxima alone).
+    ([0.0, 1.0, -3e38], [-1e38, 0.0, 0.0]),
+    ([0.0, -1e38, 1.0], [0.0, 0.0, -3e38]),
 ]
 
 
@@ -654,6 +658,10 @@ def test_categorical_support_mismatch_survives_the_shift():
     first draft, and NaN before)."""
     cat = jaxkl.Categorical
     a, b = jnp.array([-3e38, 3.4e38, 1.0]), jnp.array([-jnp.inf, -1e38, -3e38])
+    assert float(jaxkl.kl(cat(a), cat(b))) == np.inf
+    # Row maxima in range, a's −1e38 finite where b's is −inf (NaN when the range test read
+    # the row maxima alone).
+    a, b = jnp.array([0.0, -1e38, -3e38]), jnp.array([0.0, -jnp.inf, 0.0])
     assert float(jaxkl.kl(cat(a), cat(b))) == np.inf
 
 
