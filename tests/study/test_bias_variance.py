@@ -13,6 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.study.small_study import SMALL
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "experiments" / "bias_variance.py"
 QUICK = ROOT / "configs" / "bias_variance_quick.toml"
@@ -201,20 +203,6 @@ def _subprocess(args, xla_flags=None, **kw):
         text=True,
         **kw,
     )
-
-
-# Small runs for the subprocess tests: k1 only (one group per case) keeps them fast;
-# the importance and k-NN groups go through the same sharded runner (tests/study/test_sweep.py).
-SMALL = [
-    "--config", str(QUICK),
-    "--set", "sweep.replicates=16",
-    "--set", "sweep.log2_min=4",
-    "--set", "sweep.log2_max=6",
-    "--set", "sweep.chunk=4",
-    "--set", 'estimators.use=["k1"]',
-    "--set", "timing.cases=[]",
-    "--set", "report.bootstrap=100",
-]  # fmt: skip
 
 
 # Two subprocess studies (about 70 s on 2 cores): the draws' device independence is also

@@ -25,22 +25,11 @@ import jaxkl
 from jaxkl.study import launch
 from jaxkl.study.local_rows import LocalRows
 from jaxkl.study.sweep import map_rows, run_replicates
+from tests.study.small_study import SMALL
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "experiments" / "bias_variance.py"
 QUICK = ROOT / "configs" / "bias_variance_quick.toml"
-
-# The tiny study of tests/study/test_bias_variance.py: k1 only, N = 16 … 64, 16 replicates.
-SMALL = [
-    "--config", str(QUICK),
-    "--set", "sweep.replicates=16",
-    "--set", "sweep.log2_min=4",
-    "--set", "sweep.log2_max=6",
-    "--set", "sweep.chunk=4",
-    "--set", 'estimators.use=["k1"]',
-    "--set", "timing.cases=[]",
-    "--set", "report.bootstrap=100",
-]  # fmt: skip
 
 
 def _env(**extra) -> dict[str, str]:
