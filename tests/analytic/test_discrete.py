@@ -235,6 +235,22 @@ def test_near_equal_pairs_keep_relative_precision_float32(delta):
     np.testing.assert_allclose(analytic.poisson(ra, rb), ref, rtol=1e-5)
 
 
+def test_categorical_very_negative_finite_logits_with_and_without_the_range_shift():
+    # Rows whose maximum is in range keep entries ≤ −finfo.max / 2**40 as they are; a row
+    # with a huge maximum elsewhere in the batch shifts every row. Same values either way,
+    # and both equal the float64 sum.
+    a = np.array([[0.0, 1.0, -1e30], [0.0, 1.0, 0.0], [2.0, -3e38, 0.5]], np.float32)
+    b = np.array([[0.5, 0.0, 0.0], [0.5, 0.0, -1e30], [0.0, 1.0, -1e38]], np.float32)
+    lp = special.log_softmax(a.astype(np.float64), -1)
+    lq = special.log_softmax(b.astype(np.float64), -1)
+    ref = np.sum(np.where(lp > -np.inf, np.exp(lp) * (lp - lq), 0.0), -1)
+    plain = analytic.categorical(a, b)
+    huge = np.array([[1e30, 0.0, 0.0]], np.float32)
+    shifted = analytic.categorical(np.concatenate([a, huge]), np.concatenate([b, huge]))[:3]
+    np.testing.assert_allclose(plain, ref, rtol=1e-5)
+    np.testing.assert_allclose(shifted, ref, rtol=1e-5)
+
+
 # ----------------------------------------------------------------------------- supports
 def test_categorical_support_mismatch_and_zero_mass():
     ninf = -np.inf

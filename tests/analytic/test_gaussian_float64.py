@@ -14,6 +14,7 @@ import pytest
 from scipy.linalg import solve_triangular
 
 import jaxkl
+from jaxkl.analytic._math import gaussian_scale_kl_fusible
 
 _CTX = decimal.Context(prec=40)
 
@@ -79,6 +80,10 @@ def test_normal_scale_term_dense_ratio_scan_float32():
     got = np.asarray(jaxkl.analytic.normal(zeros, sa, zeros, sb))
     ref = np.array([_normal_kl_decimal(0.0, a, 0.0, b) for a, b in zip(sa, sb, strict=True)])
     rel = np.abs(got - ref) / ref
+    assert rel.max() < 2e-6, (rel.max(), sa[rel.argmax()] / sb[rel.argmax()])
+    # The MVNTriL kernel's form (t through the reciprocal of b) on the same scan.
+    fusible = np.asarray(gaussian_scale_kl_fusible(jnp.asarray(sa), jnp.asarray(sb)))
+    rel = np.abs(fusible - ref) / ref
     assert rel.max() < 2e-6, (rel.max(), sa[rel.argmax()] / sb[rel.argmax()])
 
 
