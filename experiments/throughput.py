@@ -1227,14 +1227,19 @@ def _mvn_diag_peers(status: dict[str, str]) -> dict[str, Callable]:
         fns["distrax Normal"] = _lenient(distrax_normal)
         fns["distrax MultivariateNormalDiag"] = _lenient(distrax_mvn)
     if _installed(status, "tfp"):
-        tfd = importlib.import_module(PEER_MODULES["tfp"]).distributions
-
-        def tfp_kl(la, sa, lb, sb):
-            q = tfd.MultivariateNormalDiag(la, sa)
-            return tfd.kl_divergence(q, tfd.MultivariateNormalDiag(lb, sb))
-
-        fns["tfp MultivariateNormalDiag"] = _lenient(tfp_kl)
+        fns["tfp MultivariateNormalDiag"] = _tfp_pair_kl("MultivariateNormalDiag")
     return fns
+
+
+def _tfp_pair_kl(family: str) -> Callable:
+    """(loc_a, scale_a, loc_b, scale_b) → TFP's own KL between two ``family`` laws."""
+    tfd = importlib.import_module(PEER_MODULES["tfp"]).distributions
+    cls = getattr(tfd, family)
+
+    def tfp_kl(la, sa, lb, sb):
+        return tfd.kl_divergence(cls(la, sa), cls(lb, sb))
+
+    return _lenient(tfp_kl)
 
 
 def _tril_peers(status: dict[str, str]) -> dict[str, Callable]:
@@ -1262,13 +1267,7 @@ def _tril_peers(status: dict[str, str]) -> dict[str, Callable]:
 
         fns["distrax MultivariateNormalTri"] = _lenient(distrax_kl)
     if _installed(status, "tfp"):
-        tfd = importlib.import_module(PEER_MODULES["tfp"]).distributions
-
-        def tfp_kl(la, ta, lb, tb):
-            q = tfd.MultivariateNormalTriL(la, ta)
-            return tfd.kl_divergence(q, tfd.MultivariateNormalTriL(lb, tb))
-
-        fns["tfp MultivariateNormalTriL"] = _lenient(tfp_kl)
+        fns["tfp MultivariateNormalTriL"] = _tfp_pair_kl("MultivariateNormalTriL")
     return fns
 
 

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxkl._checks import FINITE, POSITIVE_FINITE
+from jaxkl.distributions._location_scale import LocationScaleMethods
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Gumbel"]
@@ -18,7 +19,7 @@ _PI2_OVER_6 = math.pi**2 / 6.0
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Gumbel(Distribution):
+class Gumbel(LocationScaleMethods, Distribution):
     """Gumbel distribution (of maxima) with location ``loc`` and scale ``scale``.
 
     With z = (x − loc)/scale, p(x) = exp(−z − e^{−z}) / scale. Mean loc + γ·scale,
@@ -70,14 +71,6 @@ class Gumbel(Distribution):
 
     def variance(self):
         return _PI2_OVER_6 * jnp.square(self.scale)
-
-    def mode(self):
-        """loc, ``batch_shape``."""
-        return self.loc
-
-    def _standardise(self, x):
-        x, loc, scale = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.loc, self.scale)
-        return (x - loc) / scale
 
     def cdf(self, x):
         """exp(−e^(−z)), z = (x − loc)/scale, ``[..., *batch_shape]``."""

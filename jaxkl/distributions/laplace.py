@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkl._checks import FINITE, POSITIVE_FINITE
+from jaxkl.distributions._location_scale import LocationScaleMethods
 from jaxkl.distributions.base import Distribution
 
 __all__ = ["Laplace"]
@@ -18,7 +19,7 @@ _LOG_2 = math.log(2.0)
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
-class Laplace(Distribution):
+class Laplace(LocationScaleMethods, Distribution):
     """Laplace distribution with location ``loc`` and scale ``scale``.
 
     p(x) = exp(−|x − loc| / scale) / (2 scale). Mean loc, variance 2 scale², entropy
@@ -67,14 +68,6 @@ class Laplace(Distribution):
 
     def variance(self):
         return 2.0 * jnp.square(self.scale)
-
-    def mode(self):
-        """loc, ``batch_shape``."""
-        return self.loc
-
-    def _standardise(self, x):
-        x, loc, scale = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.loc, self.scale)
-        return (x - loc) / scale
 
     def cdf(self, x):
         """½e^z below loc, 1 − ½e^(−z) above (z = (x − loc)/scale): no cancellation."""
