@@ -260,20 +260,13 @@ def _chunks(num: int) -> int:
     return 1
 
 
-def _row_max(x, chunks):
-    """The largest entry of each row of ``x`` ``[N·C, L]`` (C chunks per row), ``[N, 1]``."""
-    (x1,) = _own(x)
-    return _row_reduce(lambda u, v: u, jnp.maximum, chunks, x1, x1)
-
-
-def _categorical_forward(a, b, chunks, max_a, max_b):
+def _categorical_forward(a, b, chunks):
     """The KL and the row statistics its gradient needs (module docstring, Categorical).
 
     Args:
       a, b: logits ``[N·C, L]`` of one shape and of dtype float32 or float64: N rows of
         K = C·L categories, each as C consecutive chunks (:func:`_chunks`).
       chunks: C.
-      max_a, max_b: the row maxima of a and b (:func:`_row_max`), ``[N, 1]``.
 
     Returns:
       ``(kl, (max_a, max_b, log_z, nu, infinite, kl_rows))``: kl ``[N]``; the rest
@@ -291,6 +284,10 @@ def _categorical_forward(a, b, chunks, max_a, max_b):
 
     floor = const(-big)  # stands in for −inf (see the module docstring)
 
+    (a1,) = _own(a)
+    max_a = _row_reduce(lambda u, v: u, jnp.maximum, chunks, a1, a1)
+    (b2,) = _own(b)
+    max_b = _row_reduce(lambda u, v: v, jnp.maximum, chunks, b2, b2)
     # A row of b without a finite entry has KL = +inf (a row of a without one is invalid);
     # 0 keeps the arithmetic on such rows finite.
     max_a = jnp.where(max_a == -jnp.inf, 0.0, max_a)
@@ -346,20 +343,19 @@ def _categorical_forward(a, b, chunks, max_a, max_b):
     return kl[:, 0], (max_a, max_b, log_z, nu, infinite, kl)
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(4,))
-def _categorical_kl(a, b, max_a, max_b, chunks):
-    return _categorical_forward(a, b, chunks, max_a, max_b)[0]
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _categorical_kl(a, b, chunks):
+    return _categorical_forward(a, b, chunks)[0]
 
 
 @_categorical_kl.defjvp
 def _categorical_kl_jvp(chunks, primals, tangents):
     # ∂KL/∂a = p ⊙ (g − μ) and ∂KL/∂b = q − p in closed form from the forward pass's row
     # statistics: exact, cheap, and free of the 0·inf of differentiating through the
-    # masking; rows with an infinite KL get gradient 0. The row maxima only stabilise the
-    # sums (the KL does not depend on them), so their tangents are not used.
-    a, b, max_a, max_b = primals
-    da, db, _, _ = tangents
-    kl, stats = _categorical_forward(a, b, chunks, max_a, max_b)
+    # masking; rows with an infinite KL get gradient 0.
+    a, b = primals
+    da, db = tangents
+    kl, stats = _categorical_forward(a, b, chunks)
     max_a, max_b, log_z, nu, infinite, kl_rows = (_expand(r, chunks) for r in stats)
     floor = -float(jnp.finfo(a.dtype).max)
     au, bv = jnp.maximum(a, floor), jnp.maximum(b, floor)
@@ -390,11 +386,10 @@ def categorical(logits_a, logits_b):
     Args:
       logits_a, logits_b: ``[..., K]`` with the same K ≥ 1; batch dimensions broadcast.
         Entries < +inf and not NaN; entries ≤ finfo.min count as −inf. Every row of
-        ``logits_a`` needs a finite entry. Any finite logit is allowed: when the largest
-        finite logit of some row exceeds finfo.max / 2**40 (≈ 3e26 in float32) in
-        magnitude, each row is first shifted by its maximum (the KL is shift-invariant); a
-        gap of more than finfo.max / 2 between shifted logits, where a has mass, then
-        gives +inf.
+        ``logits_a`` needs a finite entry. Any finite logit is allowed: when some exceed
+        finfo.max / 2**40 (≈ 3e26 in float32) in magnitude, each row is first shifted by
+        its maximum (the KL is shift-invariant); a gap of more than finfo.max / 2 between
+        shifted logits, where a has mass, then gives +inf.
 
     Returns:
       ``[...]``, the broadcast batch shape.
@@ -426,48 +421,47 @@ def categorical(logits_a, logits_b):
     chunks = _chunks(num)
     # Rows (and their chunks) on one axis: XLA:CPU runs a 2-D row reduction fastest.
     a, b = (x.astype(work).reshape(-1, num // chunks) for x in (a, b))
-    return _categorical_in_range(a, b, num, chunks).reshape(batch).astype(dtype)
+    a, b, far, far_kl = _within_kernel_range(a, b, num)
+    kl = jnp.where(far, far_kl, _categorical_kl(a, b, chunks).reshape(far.shape))
+    return kl.reshape(batch).astype(dtype)
 
 
-@partial(jax.jit, static_argnums=(2, 3))  # one program per shape, not one per operation
-def _categorical_in_range(a, b, num: int, chunks: int):
-    """The kernel, on rows shifted by their maximum when some row maximum is too large.
+@partial(jax.jit, static_argnums=(2,))  # one program per shape, not one per operation
+def _within_kernel_range(a, b, num: int):
+    """Rows shifted by their maximum when some finite logit exceeds the kernel's range.
 
     The kernel needs finite logits of magnitude below finfo.max / 2**40 (its +inf flag
     relies on gaps of finite logits staying below finfo.max / 2); the Categorical
     distribution allows any finite logit. The KL does not change when a row is shifted,
-    so when any finite entry passes that bound in magnitude, every row
-    is shifted by its largest entry (without gradient: the KL's derivative in the shift
-    is 0). Entries then lie in [−finfo.max, 0]; a shift that overflows gives −inf, a
-    probability that is 0 in this dtype anyway. A category where a has mass and b's
-    shifted logit lies more than finfo.max / 2 below a's is then flagged +inf (the true KL
-    exceeds p_k·finfo.max / 2 there).
+    so when any |logit| passes that bound (checked by one reduction; ``lax.cond`` keeps
+    the shift off the ordinary path) every row is shifted by its largest entry (without
+    gradient: the KL's derivative in the shift is 0). Entries then lie in [−finfo.max, 0];
+    a shift that overflows gives −inf, a probability that is 0 in this dtype anyway. A
+    category where a has mass and b's shifted logit lies more than finfo.max / 2 below
+    a's is then flagged +inf (the true KL exceeds p_k·finfo.max / 2 there).
 
     Shifted rows may still hold a finite gap a_k − b_k beyond that bound (b = (3e38,
     3.4e38) shifts to (−4e37, 0)), which the kernel cannot take (NaN). Such rows are
     "far": the KL is at least p_k times the gap wherever p_k > 0, nothing cancels, and
     :func:`_categorical_direct` computes it; the kernel gets zeros in their place.
 
-    The range test is one reduction over the logits, and ``lax.cond`` runs the kernel on
-    the inputs themselves on the ordinary path:
-    a ``cond`` that returned the logits (shifted or not) made XLA copy both inputs and
-    cost more than the kernel (64 × 32 768: 29 ms against 18 ms, 2-core CPU).
-
-    ``a, b``: ``[N·C, L]`` (rows as C chunks of L logits; the shift is per row of
-    ``num`` = C·L logits). Returns the KL ``[N]``.
+    ``a, b``: ``[N·C, L]`` (rows as C chunks of ``num // C``; the shift is per row of
+    ``num`` logits). Returns the kernel's ``a, b``, and ``far`` and the direct KL
+    ``[N]`` (``False`` and 0 unless some logit is that large).
     """
     limit = float(jnp.finfo(a.dtype).max) * 2.0**-40
-    max_a, max_b = _row_max(a, chunks), _row_max(b, chunks)
 
-    def magnitude(m):
-        return jnp.max(jnp.where(jnp.isfinite(m), jnp.abs(m), 0.0))
+    def magnitude(x):
+        return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0))
 
-    def shifted(a, b, max_a, max_b):
-        def by_row_max(x, top):
+    def shifted(a, b):
+        def by_row_max(x):
+            rows = x.reshape(-1, num)
+            top = jnp.max(rows, axis=-1, keepdims=True)
             top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-            return x.reshape(-1, num) - top
+            return rows - top
 
-        ra, rb = by_row_max(a, max_a), by_row_max(b, max_b)
+        ra, rb = by_row_max(a), by_row_max(b)
         # Support from the logits before the shift, which may overflow a finite one to −inf.
         b_support = b.reshape(-1, num) > -jnp.inf
         mismatch = jnp.any(jnp.isfinite(a.reshape(-1, num)) & ~b_support, axis=-1)
@@ -484,16 +478,14 @@ def _categorical_in_range(a, b, num: int, chunks: int):
         direct = _categorical_direct(*(jnp.where(far[:, None], x, 0.0) for x in (ra, rb)))
         direct = jnp.where(mismatch, jnp.inf, direct)
         ra, rb = (jnp.where(far[:, None], 0.0, x).reshape(a.shape) for x in (ra, rb))
-        kl = _categorical_kl(ra, rb, _row_max(ra, chunks), _row_max(rb, chunks), chunks)
-        return jnp.where(far, direct, kl.reshape(far.shape))
+        return ra, rb, far, direct
 
-    def plain(a, b, max_a, max_b):
-        return _categorical_kl(a, b, max_a, max_b, chunks).reshape(-1)
+    def unchanged(a, b):
+        rows = a.size // num
+        return a, b, jnp.zeros(rows, bool), jnp.zeros(rows, a.dtype)
 
-    # Every finite entry counts, not only the row maxima: a very negative finite logit
-    # (a = (0, 1, −inf), b = (−1e38, 0, 0)) also leaves the kernel's range (NaN).
     huge = jnp.maximum(magnitude(a), magnitude(b)) >= limit
-    return jax.lax.cond(huge, shifted, plain, a, b, max_a, max_b)
+    return jax.lax.cond(huge, shifted, unchanged, a, b)
 
 
 def _categorical_direct(a, b):
