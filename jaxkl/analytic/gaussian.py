@@ -112,7 +112,13 @@ def normal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None, l
       >>> abs(kl - 1e-12) < 1e-17  # t² + (2/3)t³ + …
       True
     """
-    where = "jaxkl.analytic.normal"
+    return _univariate_gaussian(
+        "jaxkl.analytic.normal", loc_a, scale_a, loc_b, scale_b, log_scale_a, log_scale_b
+    )
+
+
+def _univariate_gaussian(where, loc_a, scale_a, loc_b, scale_b, log_scale_a, log_scale_b):
+    """The Gaussian KL of :func:`normal`, named ``where`` in errors (:func:`lognormal` too)."""
     if loc_b is None:
         raise TypeError(f"{where}: loc_b is required")
     scales = _one_form(where, scale_a=(scale_a, log_scale_a), scale_b=(scale_b, log_scale_b))
@@ -206,12 +212,9 @@ def lognormal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None
       >>> float(lognormal(0.0, 1.0, 1.0, 1.0))
       0.5
     """
-    where = "jaxkl.analytic.lognormal"
-    if loc_b is None:
-        raise TypeError(f"{where}: loc_b is required")
-    scales = _one_form(where, scale_a=(scale_a, log_scale_a), scale_b=(scale_b, log_scale_b))
-    v, dtype = _prepared(where, loc_a=loc_a, loc_b=loc_b, **scales)
-    return _gaussian_kl(**v).astype(dtype)
+    return _univariate_gaussian(
+        "jaxkl.analytic.lognormal", loc_a, scale_a, loc_b, scale_b, log_scale_a, log_scale_b
+    )
 
 
 @register_kl(LogNormal, LogNormal)
