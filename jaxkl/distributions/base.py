@@ -56,7 +56,14 @@ from jaxkl._checks import Constraint, require_values
 from jaxkl._keys import as_key
 from jaxkl._shapes import as_float, shape_tuple
 
-__all__ = ["NOT_GIVEN", "Distribution", "exactly_one", "public_name", "scale_properties"]
+__all__ = [
+    "NOT_GIVEN",
+    "Distribution",
+    "exactly_one",
+    "init_location_scale",
+    "public_name",
+    "scale_properties",
+]
 
 # Default of the optional forms of a parameter: None means "not given" as well, but an
 # explicit None for the usual form, with no alternative, is a type error (as it was before
@@ -89,6 +96,19 @@ def exactly_one(where: str, name: str, value, alt_name: str, alt_value):
             f"NoneType (or pass {alt_name}=…)"
         )
     return value, None
+
+
+def init_location_scale(dist, loc, scale, log_scale, validate: bool) -> None:
+    """Fill ``loc`` and one of ``_scale``/``_log_scale`` of a frozen ``dist``, then build it.
+
+    The constructor body of the families parameterised by ``loc`` and ``scale`` or
+    ``log_scale`` (Normal, LogNormal); raises as :func:`exactly_one`.
+    """
+    scale, log_scale = exactly_one(type(dist).__name__, "scale", scale, "log_scale", log_scale)
+    object.__setattr__(dist, "loc", loc)
+    object.__setattr__(dist, "_scale", scale)
+    object.__setattr__(dist, "_log_scale", log_scale)
+    dist.__post_init__(validate)
 
 
 def scale_properties(name: str, log_name: str) -> tuple[property, property]:

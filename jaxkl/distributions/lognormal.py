@@ -10,7 +10,7 @@ import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, ndtr, ndtri
 
 from jaxkl._checks import FINITE, POSITIVE_FINITE
-from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one, scale_properties
+from jaxkl.distributions.base import NOT_GIVEN, Distribution, init_location_scale, scale_properties
 
 __all__ = ["LogNormal"]
 
@@ -59,11 +59,7 @@ class LogNormal(Distribution):
     _constraints = {"loc": FINITE, "_scale": POSITIVE_FINITE, "_log_scale": FINITE}
 
     def __init__(self, loc, scale=NOT_GIVEN, *, log_scale=None, validate=True):
-        scale, log_scale = exactly_one("LogNormal", "scale", scale, "log_scale", log_scale)
-        object.__setattr__(self, "loc", loc)
-        object.__setattr__(self, "_scale", scale)
-        object.__setattr__(self, "_log_scale", log_scale)
-        self.__post_init__(validate)
+        init_location_scale(self, loc, scale, log_scale, validate)
 
     scale, log_scale = scale_properties("scale", "log_scale")
 
