@@ -1,4 +1,5 @@
-"""experiments/throughput.py end to end on its quick config, plus its small pure helpers.
+"""The throughput benchmark (``benchmarks.throughput``) end to end on its quick config, plus
+its small pure helpers and the two ways to start it.
 
 No wall-clock assertion anywhere: on a shared CI machine only the structure of the
 results (files, finiteness, trace counts, unbiasedness) is testable, not the speed.
@@ -8,31 +9,36 @@ import csv
 import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from tests.experiment_loader import load_experiment
+from benchmarks.throughput import (
+    COLUMNS,
+    PAIRS,
+    PUBLISHED,
+    SECTIONS,
+    Z_MAX,
+    Timing,
+    compile_bound,
+    main,
+    parse_option,
+    time_interleaved,
+)
+from benchmarks.throughput.harness import best_of, fraction_of
 
 REPO = Path(__file__).resolve().parents[1]
 QUICK = REPO / "configs" / "throughput_quick.toml"
 
 
-def _load():
-    return load_experiment("throughput", "throughput_experiment")
-
-
 @pytest.fixture(scope="module")
-def tp():
-    return _load()
-
-
-@pytest.fixture(scope="module")
-def run(tp, tmp_path_factory):
+def run(tmp_path_factory):
     out = tmp_path_factory.mktemp("results")
-    path = tp.main(["--config", str(QUICK), "--out", str(out)])
+    path = main(["--config", str(QUICK), "--out", str(out)])
     return out, path
 
 
@@ -48,7 +54,7 @@ def _section_rows(summary, name):
 # --------------------------------------------------------------------------- end to end
 
 
-def test_outputs_exist_and_parse(run, tp):
+def test_outputs_exist_and_parse(run):
     _, path = run
     for name in (
         "config.toml",
@@ -63,17 +69,17 @@ def test_outputs_exist_and_parse(run, tp):
     with (path / "metrics.csv").open() as f:
         reader = csv.DictReader(f)
         rows = list(reader)
-    assert tuple(reader.fieldnames) == tp.COLUMNS
-    assert {r["section"] for r in rows} == set(tp.SECTIONS)
+    assert tuple(reader.fieldnames) == COLUMNS
+    assert {r["section"] for r in rows} == set(SECTIONS)
     report = (path / "report.md").read_text()
     if not any(d.platform == "gpu" for d in jax.devices()):
         assert "No GPU was available for this run" in report
     assert "## Performance" in (path / "README_SECTION.md").read_text()
 
 
-def test_summary_records_every_section(summary, tp):
+def test_summary_records_every_section(summary):
     assert summary["experiment"] == "throughput"
-    assert set(summary["results"]["sections"]) == set(tp.SECTIONS)
+    assert set(summary["results"]["sections"]) == set(SECTIONS)
     for rec in summary["results"]["sections"].values():
         assert rec["rows"], "a section produced no rows"
         assert rec["wall_s"] > 0
@@ -94,7 +100,7 @@ def test_ratios_and_ceilings_are_finite(summary):
         assert t["measured"] is not None and math.isfinite(t["measured"]), t
 
 
-def test_every_analytic_family_and_estimator_is_measured(summary, tp):
+def test_every_analytic_family_and_estimator_is_measured(summary):
     analytic = {r["workload"] for r in _section_rows(summary, "analytic")}
     assert analytic == {"normal", "mvn_diag", "mvn_tril", "categorical"}
     mc = {r["workload"] for r in _section_rows(summary, "monte_carlo")}
@@ -159,46 +165,46 @@ def test_knn_tree_against_scipy_recorded(summary):
     assert targets["knn ÷ fastest peer, every shape"]["measured"] > 0
 
 
-def test_variance_options_unbiased_with_finite_gains(summary, tp):
+def test_variance_options_unbiased_with_finite_gains(summary):
     rows = _section_rows(summary, "variance")
     cfg = summary["config"]["variance"]
     assert {(r["workload"], r["impl"]) for r in rows} == {
-        (pair, opt) for pair in tp.PAIRS for opt in cfg["options"]
+        (pair, opt) for pair in PAIRS for opt in cfg["options"]
     }
     for r in rows:
         assert r.get("note") is None, r["note"]
         # z = (mean − exact KL) / (sd / √replicates) over independent replicates.
-        assert abs(r["z"]) <= tp.Z_MAX, (r["workload"], r["impl"], r["z"])
+        assert abs(r["z"]) <= Z_MAX, (r["workload"], r["impl"], r["z"])
         assert math.isfinite(r["gain"]) and r["gain"] > 0
         if r["impl"] == "k1":
             assert r["gain"] == 1.0
 
 
-def test_rerun_resumes_from_cells_and_publishes(tp, run):
+def test_rerun_resumes_from_cells_and_publishes(run):
     out, path = run
-    again = tp.main(["--config", str(QUICK), "--out", str(out), "--publish"])
+    again = main(["--config", str(QUICK), "--out", str(out), "--publish"])
     assert again == path
     summary = json.loads((path / "summary.json").read_text())
     assert summary["resumed"] is True
     assert summary["cells"]["computed_this_run"] == 0
     # --publish copies the run's summary files to <out>/throughput/, the committed copy.
-    for name in tp.PUBLISHED:
+    for name in PUBLISHED:
         assert (out / "throughput" / name).read_bytes() == (path / name).read_bytes(), name
 
 
 # --------------------------------------------------------------------------- helpers
 
 
-def test_parse_option(tp):
-    assert tp.parse_option("k1") == ("k1", {})
-    assert tp.parse_option("k1+qmc+cv") == ("k1", {"qmc": True, "control_variate": True})
-    assert tp.parse_option("k3+antithetic") == ("k3", {"antithetic": True})
+def test_parse_option():
+    assert parse_option("k1") == ("k1", {})
+    assert parse_option("k1+qmc+cv") == ("k1", {"qmc": True, "control_variate": True})
+    assert parse_option("k3+antithetic") == ("k3", {"antithetic": True})
     with pytest.raises(ValueError, match="must start with one of"):
-        tp.parse_option("k2+qmc")
+        parse_option("k2+qmc")
     with pytest.raises(ValueError, match="a flag is repeated"):
-        tp.parse_option("k1+qmc+qmc")
+        parse_option("k1+qmc+qmc")
     with pytest.raises(ValueError, match="unknown flag 'fast'"):
-        tp.parse_option("k1+fast")
+        parse_option("k1+fast")
 
 
 @pytest.mark.parametrize(
@@ -211,30 +217,51 @@ def test_parse_option(tp):
         ('retrace.eager=["nothing"]', "unknown"),
     ],
 )
-def test_invalid_config_is_rejected_before_compute(tp, tmp_path, capsys, override, message):
+def test_invalid_config_is_rejected_before_compute(tmp_path, capsys, override, message):
     with pytest.raises(SystemExit) as err:
-        tp.main(["--config", str(QUICK), "--out", str(tmp_path), "--set", override])
+        main(["--config", str(QUICK), "--out", str(tmp_path), "--set", override])
     assert err.value.code == 2
     assert re.search(message, capsys.readouterr().err)
     assert not (tmp_path / "throughput").exists()
 
 
-def test_compile_bound_counts_traces_and_shares_the_jit_cache(tp):
-    c = tp.compile_bound(lambda x: jnp.sin(x) * 2.0, jnp.ones(8))
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "benchmarks.throughput"], ["experiments/throughput.py"]],
+    ids=["module", "script"],
+)
+def test_both_entry_points_run_the_benchmark_command_line(command, tmp_path):
+    # A refused config exercises the whole path to main() in a fresh process, in seconds:
+    # the package importable from the repository root, the script's path set-up, the checks.
+    out = subprocess.run(
+        [sys.executable, *command, "--set", "sections=[]", "--out", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 2, out.stderr
+    assert "Traceback" not in out.stderr, out.stderr
+    assert re.search(r"^\s*sections: .*got \[\]", out.stderr, re.M), out.stderr
+    assert not (tmp_path / "throughput").exists()
+
+
+def test_compile_bound_counts_traces_and_shares_the_jit_cache():
+    c = compile_bound(lambda x: jnp.sin(x) * 2.0, jnp.ones(8))
     assert c.traces == 1
     assert c.retraces() == 0
     assert c.traces == 1
     assert c.compile_s >= 0 and c.trace_s >= 0
 
 
-def test_time_interleaved_gives_one_time_per_repeat(tp):
+def test_time_interleaved_gives_one_time_per_repeat():
     calls = {"a": lambda: jnp.ones(4) + 1.0, "b": lambda: [1.0]}
-    out = tp.time_interleaved(calls, tp.Timing(repeats=3, warmup=1, min_time=0.0))
+    out = time_interleaved(calls, Timing(repeats=3, warmup=1, min_time=0.0))
     assert set(out) == {"a", "b"}
     assert all(len(v) == 3 and all(t > 0 for t in v) for v in out.values())
     # Per repeat: the kernel's throughput over the ceiling's = ceiling time / kernel time.
-    assert tp._fraction([2.0, 4.0, 1.0], [1.0, 1.0, 1.0]) == 0.5
-    assert tp._best_of([1.0, 3.0], [2.0, 2.0]) == [1.0, 2.0]
+    assert fraction_of([2.0, 4.0, 1.0], [1.0, 1.0, 1.0]) == 0.5
+    assert best_of([1.0, 3.0], [2.0, 2.0]) == [1.0, 2.0]
 
 
 def test_versus_rows_compare_jaxkl_with_every_importable_peer(summary):
@@ -262,11 +289,11 @@ def test_versus_rows_compare_jaxkl_with_every_importable_peer(summary):
     assert any(i.startswith("optax") for i in cats)
 
 
-def test_publish_writes_the_readme_section(tp, run, tmp_path):
+def test_publish_writes_the_readme_section(run, tmp_path):
     out, path = run
     readme = tmp_path / "README.md"
     readme.write_text("intro\n<!-- perf:begin -->\nold\n<!-- perf:end -->\nrest\n")
-    tp.main(["--config", str(QUICK), "--out", str(out), "--publish", "--readme", str(readme)])
+    main(["--config", str(QUICK), "--out", str(out), "--publish", "--readme", str(readme)])
     text = readme.read_text()
     section = (path / "README_SECTION.md").read_text().rstrip()
     assert text == f"intro\n<!-- perf:begin -->\n{section}\n<!-- perf:end -->\nrest\n"

@@ -1,6 +1,6 @@
 """Categorical KL on rows longer than one chunk: the chunked path against the one-chunk path
 and against a long-double oracle, values and gradients (no timing here: speed lives in
-experiments/throughput.py)."""
+the benchmarks/throughput package)."""
 
 import jax
 import jax.numpy as jnp

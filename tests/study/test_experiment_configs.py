@@ -1,14 +1,17 @@
 """Every experiment script refuses a bad config before computing or writing anything.
 
-Each script's ``main`` runs in-process with one bad input: a value its checks refuse, a
-non-finite number (the first float key of its default config), a non-UTF-8 file and a
-directory given as ``--config``. Each must exit with status 2 and a message naming the key
+Each script's ``main`` (for a script that starts a package's command line, the package's)
+runs in-process with one bad input: a value its checks refuse, a non-finite number (the
+first float key of its default config), a non-UTF-8 file and a directory given as
+``--config``. Each must exit with status 2 and a message naming the key
 and the refused value, print no traceback, and leave no results folder. ``RunDir`` is
 replaced by a sentinel, so a config that slipped through fails the test at once instead of
 starting the experiment.
 """
 
 from __future__ import annotations
+
+import importlib
 
 import pytest
 
@@ -29,6 +32,9 @@ REFUSED = {
     "throughput": ("sections=[]", "sections", "[]"),
 }
 SCRIPTS = sorted(REFUSED)
+# Scripts that only start a package's command line: the test runs the package's module
+# (its RunDir is the one to replace); tests/test_throughput.py runs the script itself.
+PACKAGED = {"throughput": "benchmarks.throughput.cli"}
 
 
 class _Started(AssertionError):
@@ -41,7 +47,10 @@ def _started(*args, **kwargs):
 
 @pytest.fixture(scope="module")
 def modules():
-    return {name: load_experiment(name) for name in SCRIPTS}
+    return {
+        name: importlib.import_module(PACKAGED[name]) if name in PACKAGED else load_experiment(name)
+        for name in SCRIPTS
+    }
 
 
 def _default_config(module):
