@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
 throughput: $(STAMP)
-	$(PY) experiments/throughput.py --config configs/throughput.toml
+	$(PY) -m benchmarks.throughput --config configs/throughput.toml
 
 # The same benchmark with the peer libraries importable, in a separate environment so the
 # test environment stays peer-free (torch from its CPU-only index: no CUDA download; where
@@ -45,7 +45,7 @@ $(PEERS_VENV)/.installed: pyproject.toml
 	touch $@
 
 throughput-peers: $(PEERS_VENV)/.installed
-	OPENBLAS_NUM_THREADS=1 $(PEERS_PY) experiments/throughput.py --config configs/throughput.toml
+	OPENBLAS_NUM_THREADS=1 $(PEERS_PY) -m benchmarks.throughput --config configs/throughput.toml
 
 clean:
 	rm -rf $(VENV) $(PEERS_VENV) .pytest_cache .ruff_cache
