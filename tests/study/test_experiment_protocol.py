@@ -160,6 +160,11 @@ def test_script_help_lists_keys_and_a_working_example(name):
     assert flatten(cfg)[key] != defaults[key]
 
 
+def test_every_script_but_throughput_uses_the_protocol():
+    scripts = {p.stem for p in EXPERIMENTS.glob("*.py")}
+    assert scripts - set(PROTOCOL_SCRIPTS) <= {"throughput", "bias_variance"}
+
+
 # --------------------------------------------------------------------------- report helpers
 
 
