@@ -27,33 +27,25 @@ import optax
 
 import jaxkl
 from jaxkl import fit as jf
-from jaxkl.study import RunDir, experiment_parser, new_figure, parse_experiment_args, require_config
+from jaxkl.study import new_figure, require_config, require_min, require_one_of
+from jaxkl.study.experiment import Experiment, Outputs
+from jaxkl.study.report import Table
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "configs" / "batched_fits.toml"
-EXPERIMENT = "batched_fits"
 
 
 def validate(cfg) -> None:
-    t, f, tm = cfg["targets"], cfg["fit"], cfg["timing"]
-    require_config(t["num_fits"] >= 1, "targets.num_fits", "must be >= 1")
-    require_config(t["dim"] >= 1, "targets.dim", "must be >= 1")
-    for k in ("loc_scale", "log_scale_sd", "offdiag_sd"):
-        require_config(t[k] >= 0, f"targets.{k}", "must be >= 0")
-    require_config(
-        f["gradient"] in jf.REVERSE_KL_GRADIENTS,
-        "fit.gradient",
-        f"must be one of {jf.REVERSE_KL_GRADIENTS}",
-    )
-    require_config(f["num_samples"] >= 2, "fit.num_samples", "must be >= 2")
-    require_config(f["num_steps"] >= 1, "fit.num_steps", "must be >= 1")
-    require_config(f["learning_rate"] > 0, "fit.learning_rate", "must be > 0")
-    require_config(0 < f["final_lr_fraction"] <= 1, "fit.final_lr_fraction", "must be in (0, 1]")
-    require_config(
-        1 <= tm["loop_fits"] <= t["num_fits"], "timing.loop_fits", "must be in [1, num_fits]"
-    )
-    require_config(tm["repeats"] >= 1, "timing.repeats", "must be >= 1")
-    require_config(cfg["check"]["kl_tol"] > 0, "check.kl_tol", "must be > 0")
+    t = cfg["targets"]
+    require_min(cfg, 1, "targets.num_fits", "targets.dim", "fit.num_steps", "timing.repeats")
+    require_min(cfg, 0, "targets.loc_scale", "targets.log_scale_sd", "targets.offdiag_sd")
+    require_min(cfg, 0, "fit.learning_rate", "check.kl_tol", strict=True)
+    require_min(cfg, 2, "fit.num_samples")
+    require_one_of(cfg, "fit.gradient", jf.REVERSE_KL_GRADIENTS)
+    fraction = cfg["fit"]["final_lr_fraction"]
+    require_config(0 < fraction <= 1, "fit.final_lr_fraction", "must be in (0, 1]")
+    ok = 1 <= cfg["timing"]["loop_fits"] <= t["num_fits"]
+    require_config(ok, "timing.loop_fits", "must be in [1, num_fits]")
 
 
 def random_targets(cfg, key):
@@ -96,7 +88,7 @@ def _best_time(fn, repeats: int) -> tuple[float, object]:
     return best, out
 
 
-def compute(cfg) -> dict:
+def fits_and_timings(cfg) -> dict:
     key = jax.random.key(cfg["seed"])
     b, d = cfg["targets"]["num_fits"], cfg["targets"]["dim"]
     loc, tril = random_targets(cfg, jax.random.fold_in(key, 0))
@@ -220,6 +212,12 @@ def figure(rec: dict, cfg):
 def report_markdown(rec: dict, verdict: dict, cfg, wall: float) -> str:
     t, f, tg = rec["timing"], cfg["fit"], cfg["targets"]
     cond = np.asarray(rec["condition_number"])
+    throughput = Table("", "fits", "seconds", "fits / s")
+    for label, n, key in (
+        ("vmap, one program", rec["num_fits"], "batched"),
+        ("Python loop of jitted single fits", t["loop_fits"], "loop"),
+    ):
+        throughput.row(label, n, f"{t[f'{key}_seconds']:.3f}", f"{t[f'{key}_fits_per_second']:.1f}")
     return "\n".join(
         [
             "# Batched fits: many reverse-KL fits at once under vmap",
@@ -254,12 +252,7 @@ def report_markdown(rec: dict, verdict: dict, cfg, wall: float) -> str:
             "## Throughput (same run, compilation excluded, best of "
             f"{t['repeats']} on a shared machine)",
             "",
-            "| | fits | seconds | fits / s |",
-            "|---|---|---|---|",
-            f"| vmap, one program | {rec['num_fits']} | {t['batched_seconds']:.3f} | "
-            f"{t['batched_fits_per_second']:.1f} |",
-            f"| Python loop of jitted single fits | {t['loop_fits']} | {t['loop_seconds']:.3f} | "
-            f"{t['loop_fits_per_second']:.1f} |",
+            *throughput.lines(),
             "",
             f"Speed-up of vmap over the loop: **×{t['speedup']:.1f}**. Compilation: batched "
             f"{t['compile_batched_seconds']:.1f} s, single {t['compile_single_seconds']:.1f} s. "
@@ -283,22 +276,25 @@ def metric_rows(rec: dict) -> list[dict]:
     return [{"fit": i, **{k: rec[k][i] for k in keys}} for i in range(rec["num_fits"])]
 
 
-def main(argv=None) -> Path:
-    parser = experiment_parser(EXPERIMENT, default_config=DEFAULT, description=__doc__)
-    args, cfg = parse_experiment_args(parser, argv, validate=validate)
-    t0 = time.perf_counter()
-    run = RunDir.open(args.out, EXPERIMENT, cfg, run_name=args.run_name, stem=args.config.stem)
+def compute(cfg, run) -> dict:
     # One cell: timings are only meaningful when the whole comparison runs together.
-    rec = run.cells.get_or_compute("all", lambda: compute(cfg))
-    verdict = claims(rec, cfg)
-    wall = time.perf_counter() - t0
-    run.write_metrics(metric_rows(rec))
-    run.write_figure("batched_fits.png", figure(rec, cfg))
-    run.write_report(report_markdown(rec, verdict, cfg, wall))
-    run.write_summary({"claims": verdict, "timing": rec["timing"]}, study_wall_seconds=wall)
-    print(f"report: {run.file('report.md')}")
-    return run.path
+    return run.cell("all", lambda: fits_and_timings(cfg))
 
+
+def report(rec, cfg, run) -> Outputs:
+    verdict = claims(rec, cfg)
+    return Outputs(
+        report_markdown(rec, verdict, cfg, run.wall_seconds),
+        metrics=metric_rows(rec),
+        figures={"batched_fits.png": figure(rec, cfg)},
+        summary={"claims": verdict, "timing": rec["timing"]},
+    )
+
+
+EXPERIMENT = Experiment(
+    "batched_fits", DEFAULT, __doc__, compute, report, "targets.num_fits=4000", validate
+)
+main = EXPERIMENT.main
 
 if __name__ == "__main__":
     main()

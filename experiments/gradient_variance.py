@@ -18,7 +18,6 @@ summary.json, gradient_variance.png and report.md.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import jax
@@ -28,11 +27,12 @@ import optax
 
 import jaxkl
 from jaxkl import fit as jf
-from jaxkl.study import RunDir, experiment_parser, new_figure, parse_experiment_args, require_config
+from jaxkl.study import new_figure, require_config, require_min, require_one_of, require_subset
+from jaxkl.study.experiment import Experiment, Outputs
+from jaxkl.study.report import Claim, Table, pm
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "configs" / "gradient_variance.toml"
-EXPERIMENT = "gradient_variance"
 LABELS = {
     "reparam": "reparameterisation (k1)",
     "stl": "sticking the landing",
@@ -50,35 +50,17 @@ def validate(cfg) -> None:
     d = loc.shape[0] if loc.ndim == 1 else -1
     require_config(loc.ndim == 1 and d >= 1, "target.loc", "must be a vector [d]")
     require_config(tril.shape == (d, d), "target.scale_tril", f"must be a {d}×{d} matrix")
-    require_config(
-        bool(np.all(np.triu(tril, 1) == 0) and np.all(np.diag(tril) > 0)),
-        "target.scale_tril",
-        "must be lower triangular with a positive diagonal",
-    )
+    lower = bool(np.all(np.triu(tril, 1) == 0) and np.all(np.diag(tril) > 0))
+    require_config(lower, "target.scale_tril", "must be lower triangular with a positive diagonal")
     require_config(len(f["init_loc"]) == d, "fit.init_loc", f"must have {d} entries")
-    require_config(f["init_scale"] > 0, "fit.init_scale", "must be > 0")
-    require_config(
-        f["gradient"] in jf.REVERSE_KL_GRADIENTS,
-        "fit.gradient",
-        f"must be one of {jf.REVERSE_KL_GRADIENTS}",
-    )
-    require_config(f["num_samples"] >= 2, "fit.num_samples", "must be >= 2")
-    require_config(f["num_steps"] >= 2, "fit.num_steps", "must be >= 2")
-    require_config(f["learning_rate"] > 0, "fit.learning_rate", "must be > 0")
+    require_min(cfg, 0, "fit.init_scale", "fit.learning_rate", strict=True)
+    require_min(cfg, 2, "fit.num_samples", "fit.num_steps", "variance.num_samples")
+    require_min(cfg, 2, "variance.replicates")
+    require_one_of(cfg, "fit.gradient", jf.REVERSE_KL_GRADIENTS)
+    require_subset(cfg, "variance.estimators", jf.REVERSE_KL_GRADIENTS)
     require_config(0 < f["final_lr_fraction"] <= 1, "fit.final_lr_fraction", "must be in (0, 1]")
-    require_config(
-        2 <= v["checkpoints"] <= f["num_steps"],
-        "variance.checkpoints",
-        "must be in [2, fit.num_steps]",
-    )
-    require_config(v["num_samples"] >= 2, "variance.num_samples", "must be >= 2")
-    require_config(v["replicates"] >= 2, "variance.replicates", "must be >= 2")
-    unknown = sorted(set(v["estimators"]) - set(jf.REVERSE_KL_GRADIENTS))
-    require_config(
-        not unknown and v["estimators"],
-        "variance.estimators",
-        f"must be a non-empty subset of {jf.REVERSE_KL_GRADIENTS}; unknown {unknown}",
-    )
+    ok = 2 <= v["checkpoints"] <= f["num_steps"]
+    require_config(ok, "variance.checkpoints", "must be in [2, fit.num_steps]")
 
 
 def checkpoint_steps(num_steps: int, count: int) -> list[int]:
@@ -87,7 +69,7 @@ def checkpoint_steps(num_steps: int, count: int) -> list[int]:
     return sorted({0, *geo.tolist()})
 
 
-def compute(cfg) -> dict:
+def trajectory_stats(cfg) -> dict:
     f, v = cfg["fit"], cfg["variance"]
     key = jax.random.key(cfg["seed"])
     p = jaxkl.MultivariateNormalTriL(
@@ -252,22 +234,18 @@ def report_markdown(rec: dict, verdict: dict, cfg, wall: float) -> str:
         "",
         "![gradient variance](gradient_variance.png)",
         "",
-        "| step | exact KL | ‖∇KL‖² | " + " | ".join(f"{e} tr Cov" for e in ests) + " |",
-        "|---|---|---|" + "---|" * len(ests),
     ]
+    table = Table("step", "exact KL", "‖∇KL‖²", *(f"{e} tr Cov" for e in ests))
     for r in rec["rows"]:
-        lines.append(
-            f"| {r['step']} | {r['exact_kl']:.3e} | {r['exact_grad_sq_norm']:.3e} | "
-            + " | ".join(f"{r[f'{e}_variance']:.3e} ± {r[f'{e}_variance_se']:.1e}" for e in ests)
-            + " |"
-        )
-    lines += ["", "## Claims", ""]
+        variances = (pm(r[f"{e}_variance"], r[f"{e}_variance_se"], ".3e", ".1e") for e in ests)
+        table.row(r["step"], f"{r['exact_kl']:.3e}", f"{r['exact_grad_sq_norm']:.3e}", *variances)
+    lines += [*table.lines(), "", "## Claims", ""]
     for e in ests:
-        lines.append(
-            f"- `{e}` is unbiased at every checkpoint (each coordinate of the mean gradient "
-            f"within {Z_MAX:g} SE of the exact gradient): **{verdict['unbiased'][e]}** "
-            f"(largest |z| = {verdict['max_abs_z'][e]:.2f})."
+        statement = (
+            f"`{e}` is unbiased at every checkpoint (each coordinate of the mean gradient "
+            f"within {Z_MAX:g} SE of the exact gradient)"
         )
+        lines.append(Claim(statement, verdict["max_abs_z"][e], Z_MAX).markdown())
     if "stl" in ests:
         lines.append(
             f"- STL's variance falls towards 0 as q approaches p: from "
@@ -295,22 +273,25 @@ def report_markdown(rec: dict, verdict: dict, cfg, wall: float) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> Path:
-    parser = experiment_parser(EXPERIMENT, default_config=DEFAULT, description=__doc__)
-    args, cfg = parse_experiment_args(parser, argv, validate=validate)
-    t0 = time.perf_counter()
-    run = RunDir.open(args.out, EXPERIMENT, cfg, run_name=args.run_name, stem=args.config.stem)
+def compute(cfg, run) -> dict:
     with jax.enable_x64(True):
-        rec = run.cells.get_or_compute("all", lambda: compute(cfg))
-    verdict = claims(rec, cfg)
-    wall = time.perf_counter() - t0
-    run.write_metrics(rec["rows"])
-    run.write_figure("gradient_variance.png", figure(rec, cfg))
-    run.write_report(report_markdown(rec, verdict, cfg, wall))
-    run.write_summary({"claims": verdict}, study_wall_seconds=wall)
-    print(f"report: {run.file('report.md')}")
-    return run.path
+        return run.cell("all", lambda: trajectory_stats(cfg))
 
+
+def report(rec, cfg, run) -> Outputs:
+    verdict = claims(rec, cfg)
+    return Outputs(
+        report_markdown(rec, verdict, cfg, run.wall_seconds),
+        metrics=rec["rows"],
+        figures={"gradient_variance.png": figure(rec, cfg)},
+        summary={"claims": verdict},
+    )
+
+
+EXPERIMENT = Experiment(
+    "gradient_variance", DEFAULT, __doc__, compute, report, "variance.replicates=5000", validate
+)
+main = EXPERIMENT.main
 
 if __name__ == "__main__":
     main()

@@ -21,7 +21,6 @@ kl_regularization_variance.png and report.md.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import jax
@@ -32,15 +31,8 @@ from jaxkl.rl.configurations import is_exact_regulariser
 from jaxkl.rl.gradient_study import study_configs
 from jaxkl.rl.toy import SequenceToy
 from jaxkl.rl.training import train
-from jaxkl.study import (
-    RunDir,
-    cell_id,
-    experiment_parser,
-    parse_experiment_args,
-    require_config,
-    require_min,
-    require_nonempty,
-)
+from jaxkl.study import cell_id, require_config, require_min, require_nonempty
+from jaxkl.study.experiment import Experiment, Outputs
 from jaxkl.study.kl_regularization_report import (
     claims,
     figures,
@@ -51,7 +43,6 @@ from jaxkl.study.kl_regularization_report import (
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "configs" / "kl_regularization.toml"
-EXPERIMENT = "kl_regularization"
 GROUPS = ("on_policy", "off_policy", "aggregations")
 TRACE_EVERY = 10  # training metrics are stored every this many steps
 
@@ -160,56 +151,55 @@ def training_run(cfg, w, name: str) -> dict:
     }
 
 
-def main(argv=None) -> Path:
-    parser = experiment_parser(EXPERIMENT, default_config=DEFAULT, description=__doc__)
-    args, cfg = parse_experiment_args(parser, argv, validate=validate)
-    t0 = time.perf_counter()
-    run = RunDir.open(args.out, EXPERIMENT, cfg, run_name=args.run_name, stem=args.config.stem)
+def compute(cfg, run) -> dict:
     w = build(cfg)
     gradients = {
-        group: run.cells.get_or_compute(
+        group: run.cell(
             cell_id(part="gradients", group=group), lambda g=group: gradient_group(cfg, w, g)
         )
         for group in GROUPS
         if cfg["gradients"][group]
     }
     training = {
-        name: run.cells.get_or_compute(
-            cell_id(part="train", config=name), lambda n=name: training_run(cfg, w, n)
-        )
+        name: run.cell(cell_id(part="train", config=name), lambda n=name: training_run(cfg, w, n))
         for name in cfg["train"]["configs"]
     }
     for name, rec in training.items():  # the verdict is the table's, not stored in cells
         rec["unbiased"] = name == "exact" or is_exact_regulariser(KLConfig.from_name(name))
-    verdicts = claims(gradients, training)
-    wall = time.perf_counter() - t0
-    run.write_metrics(metric_rows(gradients))
-    run.write_csv("training.csv", training_rows(training))
-    for fname, fig in figures(gradients, training, cfg).items():
-        run.write_figure(fname, fig)
-    run.write_report(report_markdown(cfg, w["setup"], gradients, training, verdicts, wall))
-    run.write_summary(
-        {
-            "setup": w["setup"],
-            "claims": verdicts,
-            "gradients": {
-                group: {
-                    n: {k: r[k] for k in ("unbiased", "exact_rel_bias", "variance_slope")}
-                    | {
-                        k: r[k][-1]
-                        for k in ("rel_bias", "rel_bias_se", "noise_floor", "rel_to_stated", "cos")
-                    }
-                    for n, r in recs.items()
-                }
-                for group, recs in gradients.items()
-            },
-            "training": {n: r["final_kl_to_optimum"] for n, r in training.items()},
-        },
-        study_wall_seconds=wall,
-    )
-    print(f"report: {run.file('report.md')}")
-    return run.path
+    return {"setup": w["setup"], "gradients": gradients, "training": training}
 
+
+def report(res, cfg, run) -> Outputs:
+    gradients, training = res["gradients"], res["training"]
+    verdicts = claims(gradients, training)
+    markdown = report_markdown(cfg, res["setup"], gradients, training, verdicts, run.wall_seconds)
+    stated = ("rel_bias", "rel_bias_se", "noise_floor", "rel_to_stated", "cos")
+    summary = {
+        "setup": res["setup"],
+        "claims": verdicts,
+        "gradients": {
+            group: {
+                n: {k: r[k] for k in ("unbiased", "exact_rel_bias", "variance_slope")}
+                | {k: r[k][-1] for k in stated}
+                for n, r in recs.items()
+            }
+            for group, recs in gradients.items()
+        },
+        "training": {n: r["final_kl_to_optimum"] for n, r in training.items()},
+    }
+    return Outputs(
+        markdown,
+        metrics=metric_rows(gradients),
+        tables={"training.csv": training_rows(training)},
+        figures=figures(gradients, training, cfg),
+        summary=summary,
+    )
+
+
+EXPERIMENT = Experiment(
+    "kl_regularization", DEFAULT, __doc__, compute, report, "gradients.replicates=400", validate
+)
+main = EXPERIMENT.main
 
 if __name__ == "__main__":
     main()

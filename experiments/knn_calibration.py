@@ -37,22 +37,16 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
 
 import jaxkl
 from jaxkl.estimators.knn import _subsample_groups
-from jaxkl.study import (
-    RunConflictError,
-    RunDir,
-    atomic_write_bytes,
-    cell_id,
-    experiment_parser,
-    parse_experiment_args,
-    require_config,
-)
+from jaxkl.study import atomic_write_bytes, cell_id, require_config
+from jaxkl.study.calibration import calibration_summary, kl_diag_gaussians
+from jaxkl.study.experiment import Experiment, Outputs
+from jaxkl.study.report import Table, pm
 
-EXPERIMENT = "knn_calibration"
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / f"{EXPERIMENT}.toml"
+NAME = "knn_calibration"
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / f"{NAME}.toml"
 SAMPLERS = ("float64", "jax32")
 PUBLISHED = ("summary.json", "report.md", "metrics.csv")
 
@@ -84,14 +78,6 @@ def validate(cfg: dict[str, Any]) -> None:
         require_config(
             min(case["p_scale"] + case["q_scale"]) > 0, f"{key}.p_scale", "scales must be > 0"
         )
-
-
-def kl_diag_gaussians(case: dict[str, Any]) -> float:
-    """KL(N(μp, diag σp²) ‖ N(μq, diag σq²)), float64."""
-    sp, sq = np.asarray(case["p_scale"], float), np.asarray(case["q_scale"], float)
-    dmu = np.asarray(case["q_loc"], float) - np.asarray(case["p_loc"], float)
-    r = sp / sq
-    return float(0.5 * np.sum(r**2 + (dmu / sq) ** 2 - 1.0 - 2.0 * np.log(r)))
 
 
 def replicates(case, n: int, reps: int, cfg, sampler: str, index: int) -> np.ndarray:
@@ -139,36 +125,6 @@ def _batched_estimate(k: int):
     return jax.jit(jax.vmap(estimate))
 
 
-def summarize(draws: np.ndarray, truth: float, groups: int) -> dict[str, Any]:
-    """Bias, stderr calibration and interval coverage, each with its standard error."""
-    value, stderr = draws[:, 0], draws[:, 1]
-    reps = len(value)
-    sd = float(np.std(value, ddof=1))
-    rms = float(np.sqrt(np.mean(stderr**2)))
-    t = float(stats.t.ppf(0.975, groups - 1))
-    out = {
-        "replicates": reps,
-        "truth": truth,
-        "mean": float(np.mean(value)),
-        "bias": float(np.mean(value)) - truth,
-        "bias_se": sd / math.sqrt(reps),
-        "relative_bias": (float(np.mean(value)) - truth) / truth,
-        "relative_bias_se": sd / math.sqrt(reps) / truth,
-        "sd": sd,
-        "rms_stderr": rms,
-        "sd_over_rms_stderr": sd / rms,
-        "sd_over_rms_stderr_se": sd / rms / math.sqrt(2 * (reps - 1)),
-        "groups": groups,
-        "t_quantile": t,
-        "nonfinite": int(np.sum(~np.isfinite(value))),
-    }
-    for name, q in (("t", t), ("normal", 1.96)):
-        c = float(np.mean(np.abs(value - truth) <= q * stderr))
-        out[f"coverage_{name}"] = c
-        out[f"coverage_{name}_se"] = math.sqrt(c * (1 - c) / reps)
-    return out
-
-
 def run_cell(cfg, name: str, n: int, reps: int, index: int) -> dict[str, Any]:
     run = cfg["runs"][name]
     case = cfg["cases"][run["case"]]
@@ -180,13 +136,13 @@ def run_cell(cfg, name: str, n: int, reps: int, index: int) -> dict[str, Any]:
         "sampler": run["sampler"],
         "d": len(case["p_loc"]),
         "n": n,
-        **summarize(draws, kl_diag_gaussians(case), groups),
+        **calibration_summary(draws, kl_diag_gaussians(case), groups),
     }
 
 
 def _pm(value: float, se: float, digits: int = 3, percent: bool = False) -> str:
     scale, unit = (100.0, " %") if percent else (1.0, "")
-    return f"{value * scale:.{digits}g} ± {se * scale:.2g}{unit}"
+    return pm(value * scale, se * scale, f".{digits}g", ".2g", unit=unit)
 
 
 def build_report(cfg, cells: list[dict[str, Any]]) -> str:
@@ -198,21 +154,21 @@ def build_report(cfg, cells: list[dict[str, Any]]) -> str:
         "interval value ± q·stderr contains KL(P‖Q), with q = t₀.₉₇₅(G − 1) (G = 10 "
         "subsamples, q = 2.262) or q = 1.96.",
         "",
-        "| run | sampler | d | n = m | R | KL | mean − KL | relative | sd / rms stderr | "
-        "coverage, t | coverage, 1.96 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+    columns = ("run", "sampler", "d", "n = m", "R", "KL", "mean − KL", "relative")
+    table = Table(*columns, "sd / rms stderr", "coverage, t", "coverage, 1.96")
     for c in cells:
-        lines.append(
-            f"| {c['run']} | {c['sampler']} | {c['d']} | {c['n']:,} | {c['replicates']} | "
-            f"{c['truth']:.4g} | "
-            f"{_pm(c['bias'], c['bias_se'])} | "
-            f"{_pm(c['relative_bias'], c['relative_bias_se'], 2, percent=True)} | "
-            f"{_pm(c['sd_over_rms_stderr'], c['sd_over_rms_stderr_se'])} | "
-            f"{_pm(c['coverage_t'], c['coverage_t_se'])} | "
-            f"{_pm(c['coverage_normal'], c['coverage_normal_se'])} |"
+        ratios = ("sd_over_rms_stderr", "coverage_t", "coverage_normal")
+        table.row(
+            *(c[k] for k in ("run", "sampler", "d")),
+            f"{c['n']:,}",
+            c["replicates"],
+            f"{c['truth']:.4g}",
+            _pm(c["bias"], c["bias_se"]),
+            _pm(c["relative_bias"], c["relative_bias_se"], 2, percent=True),
+            *(_pm(c[k], c[f"{k}_se"]) for k in ratios),
         )
-    lines += ["", "Cases (x ~ P, y ~ Q; diagonal Gaussians):", ""]
+    lines += [*table.lines(), "", "Cases (x ~ P, y ~ Q; diagonal Gaussians):", ""]
     for name, case in cfg["cases"].items():
         lines.append(
             f"* `{name}`: P = N({case['p_loc']}, diag {case['p_scale']}²), "
@@ -231,26 +187,13 @@ def build_report(cfg, cells: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> Path:
-    parser = experiment_parser(
-        EXPERIMENT, default_config=DEFAULT_CONFIG, description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--publish",
-        action="store_true",
-        help=f"also copy {', '.join(PUBLISHED)} to <out>/{EXPERIMENT}/ (the committed copy)",
-    )
-    args, cfg = parse_experiment_args(parser, argv, validate=validate)
-    try:
-        run = RunDir.open(args.out, EXPERIMENT, cfg, run_name=args.run_name, stem=args.config.stem)
-    except RunConflictError as err:
-        parser.exit(2, f"{parser.prog}: error: {err}\n")
+def compute(cfg, run) -> list[dict[str, Any]]:
     cells, index = [], 0
     for name, spec in cfg["runs"].items():
         for n, reps in zip(spec["sizes"], spec["replicates"], strict=True):
             cid = cell_id(run=name, n=n, replicates=reps)
             cells.append(
-                run.cells.get_or_compute(
+                run.cell(
                     cid, lambda name=name, n=n, reps=reps, i=index: run_cell(cfg, name, n, reps, i)
                 )
             )
@@ -261,14 +204,33 @@ def main(argv: list[str] | None = None) -> Path:
                 f"coverage t {_pm(c['coverage_t'], c['coverage_t_se'])}",
                 flush=True,
             )
-    run.write_metrics(cells)
-    run.write_report(build_report(cfg, cells))
-    run.write_summary({"cells": cells}, seed=cfg["seed"])
-    if args.publish:
-        for name in PUBLISHED:
-            atomic_write_bytes(Path(args.out) / EXPERIMENT / name, run.file(name).read_bytes())
-    return run.path
+    return cells
 
+
+def report(cells, cfg, run) -> Outputs:
+    return Outputs(build_report(cfg, cells), metrics=cells, summary={"cells": cells})
+
+
+def publish(run) -> None:
+    """``--publish``: copy the summary files to <out>/knn_calibration/, the committed copy."""
+    if run.args.publish:
+        for name in PUBLISHED:
+            copy = Path(run.args.out) / NAME / name
+            atomic_write_bytes(copy, run.folder.file(name).read_bytes())
+
+
+def add_publish(parser) -> None:
+    parser.add_argument(
+        "--publish",
+        action="store_true",
+        help=f"also copy {', '.join(PUBLISHED)} to <out>/{NAME}/ (the committed copy)",
+    )
+
+
+EXPERIMENT = Experiment(
+    NAME, DEFAULT_CONFIG, __doc__, compute, report, "k=5", validate, add_publish, after=publish
+)
+main = EXPERIMENT.main
 
 if __name__ == "__main__":
     main()

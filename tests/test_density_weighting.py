@@ -18,6 +18,9 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
+import jaxkl
+from jaxkl.study.density_weighting import mu_grid, sweep_estimates
+from jaxkl.study.misuse import discrete_misuse_limit, misuse_with_stderr, squared_density_kl
 from tests.experiment_loader import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,12 +103,12 @@ def test_outputs_exist_and_parse(run):
 # --------------------------------------------------------------------------- (a) μ sweep
 
 
-def test_mu_grid(dw):
-    mu = dw.mu_grid({"mu_min": -5.0, "mu_max": 5.0, "mu_step": 0.25})
+def test_mu_grid():
+    mu = mu_grid({"mu_min": -5.0, "mu_max": 5.0, "mu_step": 0.25})
     assert mu.size == 40 and mu[0] == -5.0 and mu[-1] == 4.75 and 0.0 in mu
     # 0.3/0.1 = 2.9999999999999996 and 1/0.1 = 10.0: neither end point sneaks in or out.
-    assert dw.mu_grid({"mu_min": 0.0, "mu_max": 0.3, "mu_step": 0.1}).size == 3
-    assert dw.mu_grid({"mu_min": 0.0, "mu_max": 1.0, "mu_step": 0.1}).size == 10
+    assert mu_grid({"mu_min": 0.0, "mu_max": 0.3, "mu_step": 0.1}).size == 3
+    assert mu_grid({"mu_min": 0.0, "mu_max": 1.0, "mu_step": 0.1}).size == 10
 
 
 def test_k1_and_k3_agree_with_closed_form(run):
@@ -172,12 +175,12 @@ def test_wrong_estimator_converges_to_its_own_limit_not_kl(run):
     assert np.all(wrong[far] < 0.5 * kl[far])
 
 
-def test_sweep_does_not_depend_on_batching(dw, run):
+def test_sweep_does_not_depend_on_batching(run):
     _, path, _ = run
     s = _cell(path, "mu_sweep")
     key = jax.random.fold_in(jax.random.key(0), 0)  # as main() does with seed 0
     mus = jnp.asarray(s["mu"][:3], jnp.float32)
-    est = dw.sweep_estimates(key, mus, 1.0, dw.jaxkl.Normal(0.0, 1.0), 100)
+    est = sweep_estimates(key, mus, 1.0, jaxkl.Normal(0.0, 1.0), 100)
     for name in ("k1", "k3", "wrong"):
         np.testing.assert_allclose(est[name].value, s[f"{name}_value"][:3], rtol=1e-5)
         np.testing.assert_allclose(est[name].stderr, s[f"{name}_stderr"][:3], rtol=1e-5)
@@ -197,8 +200,8 @@ def test_knn_converges_to_kl_and_misuse_to_a_quarter(run):
     assert abs(value - 0.5) > 50 * se
 
 
-def test_misuse_limit_closed_form(dw):
-    assert dw.discrete_misuse_limit(0.0, 1.0, 1.0, 1.0) == pytest.approx(0.25, abs=1e-14)
+def test_misuse_limit_closed_form():
+    assert discrete_misuse_limit(0.0, 1.0, 1.0, 1.0) == pytest.approx(0.25, abs=1e-14)
     rng = np.random.default_rng(3)
     for _ in range(2):
         la, lb = rng.normal(0, 1, 2)
@@ -209,20 +212,20 @@ def test_misuse_limit_closed_form(dw):
             aa = integrate.quad(lambda x: a.pdf(x) ** 2, lo, hi, points=[args[0]])[0]  # noqa: B023
             ab = integrate.quad(lambda x: a.pdf(x) * b.pdf(x), lo, hi, points=[args[0]])[0]  # noqa: B023
             want = _quad_squared_kl(*args) / aa + math.log(ab / aa)
-            assert dw.discrete_misuse_limit(*map(float, args)) == pytest.approx(want, rel=1e-8)
-            assert dw.squared_density_kl(*args) == pytest.approx(_quad_squared_kl(*args), rel=1e-8)
+            assert discrete_misuse_limit(*map(float, args)) == pytest.approx(want, rel=1e-8)
+            assert squared_density_kl(*args) == pytest.approx(_quad_squared_kl(*args), rel=1e-8)
     # Equal scales: exactly half the true KL, Δ²/(4s²).
-    assert dw.discrete_misuse_limit(0.3, 2.0, -1.1, 2.0) == pytest.approx(1.4**2 / 16, rel=1e-12)
+    assert discrete_misuse_limit(0.3, 2.0, -1.1, 2.0) == pytest.approx(1.4**2 / 16, rel=1e-12)
 
 
-def test_misuse_value_is_scipy_entropy_and_its_stderr_is_honest(dw):
+def test_misuse_value_is_scipy_entropy_and_its_stderr_is_honest():
     rng = np.random.default_rng(5)
     n, reps = 500, 400
     values, ses = [], []
     for r in range(reps):
         x = rng.normal(0.0, 1.0, n)
         la, lb = stats.norm.logpdf(x, 0, 1), stats.norm.logpdf(x, 1, 1)
-        v, se = dw.misuse_with_stderr(la, lb)
+        v, se = misuse_with_stderr(la, lb)
         if r == 0:
             assert v == pytest.approx(stats.entropy(np.exp(la), np.exp(lb)), rel=1e-12)
         values.append(v)

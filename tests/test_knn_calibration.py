@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from jaxkl.study.calibration import calibration_summary, kl_diag_gaussians
 from tests.experiment_loader import load_experiment
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,21 +38,21 @@ def test_quick_run_writes_every_cell(kc, tmp_path):
     assert (path / "metrics.csv").is_file()
 
 
-def test_summarize_on_known_draws(kc):
+def test_calibration_summary_on_known_draws():
     # value = truth ± 1 alternately, stderr 1: the t interval (2.262) covers every draw,
     # the normal one (1.96) too; a bias of 0 and an sd of ~1.
     value = np.where(np.arange(100) % 2 == 0, 1.5, -0.5)
     draws = np.stack([value, np.ones(100)], axis=1)
-    s = kc.summarize(draws, 0.5, 10)
+    s = calibration_summary(draws, 0.5, 10)
     assert s["bias"] == pytest.approx(0.0, abs=1e-12)
     assert s["coverage_t"] == 1.0 and s["coverage_normal"] == 1.0
     assert s["t_quantile"] == pytest.approx(2.2621571628, rel=1e-9)
     draws[:, 1] = 0.5  # half-width 1.131 vs 0.98: only the t interval covers
-    s = kc.summarize(draws, 0.5, 10)
+    s = calibration_summary(draws, 0.5, 10)
     assert s["coverage_t"] == 1.0 and s["coverage_normal"] == 0.0
 
 
-def test_kl_of_the_far_case(kc):
-    assert kc.kl_diag_gaussians(
+def test_kl_of_the_far_case():
+    assert kl_diag_gaussians(
         {"p_loc": [0.0], "p_scale": [1.0], "q_loc": [20**0.5], "q_scale": [1.0]}
     ) == pytest.approx(10.0)

@@ -13,7 +13,10 @@ policy (``old_logp``), and a ``mask`` of real tokens:
   ones follow ∇KL_seq;
 * :mod:`jaxkl.rl.toy` — an exactly enumerable policy: the oracle behind every claim;
 * :mod:`jaxkl.rl.gradient_study`, :mod:`jaxkl.rl.training` — bias/variance of every
-  configuration's gradient against N, and training to the regularised optimum.
+  configuration's gradient against N, and training to the regularised optimum;
+* :mod:`jaxkl.rl.categorical_penalty` — k1/k2/k3 penalties on sampled tokens of a
+  one-step categorical policy: their gradients' bias, training with them, and the
+  regularised optima.
 """
 
 from jaxkl.rl import toy

@@ -1,15 +1,23 @@
 """The engine behind ``experiments/``: configs, result folders, resumable cells, figures.
 
-An experiment script is thin::
+An experiment script is thin: it states what is specific to it as an
+:class:`~jaxkl.study.experiment.Experiment` and hands it to the protocol, which owns the
+command line, the config, the run folder (resume), atomic writes, provenance and the
+progress bar::
 
-    parser = experiment_parser("my_exp", default_config="configs/my_exp.toml")
-    args, cfg = parse_experiment_args(parser, argv, validate=my_checks)
-    run = RunDir.open(args.out, "my_exp", cfg, run_name=args.run_name,
-                      stem=args.config.stem)
-    for n in cfg["sweep"]["sizes"]:
-        rec = run.cells.get_or_compute(cell_id(n=n), lambda: compute(n))
-    run.write_metrics(rows); run.write_figure("fig.png", fig)
-    run.write_report(markdown); run.write_summary(results)
+    from jaxkl.study.experiment import Experiment, Outputs
+
+    def compute(cfg, run):                       # each resumable unit is one cell
+        return [run.cell(cell_id(n=n), lambda n=n: measure(cfg, n)) for n in cfg["sizes"]]
+
+    def report(records, cfg, run):               # what to write
+        return Outputs(markdown(records), metrics=rows(records), summary=headline(records))
+
+    main = Experiment("my_exp", DEFAULT_CONFIG, __doc__, compute, report,
+                      example="sweep.replicates=500", validate=my_checks).main
+
+Report pieces shared by every experiment (value ± SE, markdown tables, z-score claims)
+are in :mod:`jaxkl.study.report`.
 """
 
 from jaxkl.study.config import (
@@ -24,6 +32,8 @@ from jaxkl.study.config import (
     require_config,
     require_min,
     require_nonempty,
+    require_one_of,
+    require_subset,
     resolve_config,
 )
 from jaxkl.study.misuse import clipping_discrete_kl, normalising_discrete_kl
@@ -71,6 +81,8 @@ __all__ = [
     "require_config",
     "require_min",
     "require_nonempty",
+    "require_one_of",
+    "require_subset",
     "resolve_config",
     "save_figure",
     "sharded_map",

@@ -43,6 +43,8 @@ __all__ = [
     "require_config",
     "require_min",
     "require_nonempty",
+    "require_one_of",
+    "require_subset",
     "resolve_config",
 ]
 
@@ -99,6 +101,31 @@ def require_nonempty(cfg: Mapping[str, Any], *keys: str) -> None:
     problems = [(key, "must not be empty; got []") for key in keys if not _lookup(cfg, key)]
     if problems:
         raise ConfigError(problems)
+
+
+def require_one_of(cfg: Mapping[str, Any], key: str, options: Sequence[Any]) -> None:
+    """The dotted key's value must be one of ``options``, else ConfigError.
+
+    Example:
+      >>> require_one_of({"fit": {"gradient": "stl"}}, "fit.gradient", ("reparam", "stl"))
+    """
+    value = _lookup(cfg, key)
+    if value not in options:
+        raise ConfigError([(key, f"must be one of {tuple(options)}; got {value!r}")])
+
+
+def require_subset(cfg: Mapping[str, Any], key: str, options: Sequence[Any]) -> None:
+    """The dotted key's list must be non-empty and drawn from ``options``, else ConfigError.
+
+    Example:
+      >>> require_subset({"estimators": ["k1", "k3"]}, "estimators", ("k1", "k2", "k3"))
+    """
+    value = _lookup(cfg, key)
+    unknown = [v for v in value if v not in options]
+    if unknown or not value:
+        problem = f"unknown {unknown}; " if unknown else ""
+        message = f"must be a non-empty subset of {tuple(options)}; {problem}got {value!r}"
+        raise ConfigError([(key, message)])
 
 
 def _non_finite(cfg: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -479,15 +506,26 @@ def dumps_toml(cfg: Mapping[str, Any]) -> str:
 
 
 def experiment_parser(
-    experiment: str, *, default_config: str | Path, description: str | None = None
+    experiment: str,
+    *,
+    default_config: str | Path,
+    description: str | None = None,
+    example: str | None = None,
 ) -> argparse.ArgumentParser:
     """The standard command line of every experiment script.
 
     Options: ``--config PATH`` (default ``default_config``), ``--set KEY=VALUE``
     (repeatable, dotted keys), ``--out DIR`` (results root, default ``results``) and
-    ``--run-name NAME`` (default: derived from the config, so a re-run resumes).
+    ``--run-name NAME`` (default: derived from the config, so a re-run resumes). ``--help``
+    shows ``description`` as written, then every key of the default config with its value
+    and, given ``example`` (a ``KEY=VALUE`` the experiment accepts), a command that uses it.
     """
-    parser = argparse.ArgumentParser(prog=f"{experiment}.py", description=description)
+    parser = argparse.ArgumentParser(
+        prog=f"{experiment}.py",
+        description=description,
+        epilog=_config_help(experiment, default_config, example),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--config",
         type=Path,
@@ -500,7 +538,8 @@ def experiment_parser(
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override one config value, e.g. --set sweep.replicates=500 (repeatable)",
+        help=f"override one config value, e.g. --set {example or 'sweep.replicates=500'} "
+        "(repeatable; the keys are listed below)",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("results"), help="results root (default: %(default)s)"
@@ -512,6 +551,27 @@ def experiment_parser(
     )
     parser.set_defaults(schema_path=Path(default_config))
     return parser
+
+
+def _config_help(experiment: str, default_config: str | Path, example: str | None) -> str:
+    """The epilog of ``--help``: the default config's keys and values, and an example."""
+    try:
+        defaults = flatten(load_toml(default_config))
+    except ConfigError as err:  # reported properly when the config is resolved
+        return f"config keys: unavailable ({err.problems[0][1]})"
+    shown_path = Path(default_config)
+    if shown_path.is_absolute() and shown_path.is_relative_to(Path.cwd()):
+        shown_path = shown_path.relative_to(Path.cwd())
+    lines = [f"config keys (defaults from {shown_path}; change any with --set KEY=VALUE):"]
+    for key, value in defaults.items():
+        try:
+            shown = _toml_value(value, key)
+        except TypeError:
+            shown = repr(value)
+        lines.append(f"  {key} = {shown}")
+    if example is not None:
+        lines += ["", "example:", f"  python experiments/{experiment}.py --set {example}"]
+    return "\n".join(lines)
 
 
 def parse_experiment_args(

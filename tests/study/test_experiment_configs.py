@@ -3,10 +3,11 @@
 Each script's ``main`` (for a script that starts a package's command line, the package's)
 runs in-process with one bad input: a value its checks refuse, a non-finite number (the
 first float key of its default config), a non-UTF-8 file and a directory given as
-``--config``. Each must exit with status 2 and a message naming the key
-and the refused value, print no traceback, and leave no results folder. ``RunDir`` is
-replaced by a sentinel, so a config that slipped through fails the test at once instead of
-starting the experiment.
+``--config``. Each must exit with status 2 and a message naming the key and the refused
+value, print no traceback, and leave no results folder. ``RunDir`` (where the experiment
+protocol, :mod:`jaxkl.study.experiment`, and any script of its own open it) is replaced by
+a sentinel, so a config that slipped through fails the test at once instead of starting
+the experiment.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import importlib
 
 import pytest
 
+from jaxkl.study import experiment
 from jaxkl.study.config import flatten, load_toml
 from tests.experiment_loader import load_experiment
 
@@ -54,11 +56,14 @@ def modules():
 
 
 def _default_config(module):
+    if isinstance(getattr(module, "EXPERIMENT", None), experiment.Experiment):
+        return module.EXPERIMENT.default_config
     return getattr(module, "DEFAULT", None) or module.DEFAULT_CONFIG
 
 
 def _refused(module, argv, tmp_path, monkeypatch, capsys) -> str:
-    monkeypatch.setattr(module, "RunDir", _started)
+    monkeypatch.setattr(experiment, "RunDir", _started)
+    monkeypatch.setattr(module, "RunDir", _started, raising=False)
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as exc:
         module.main([*argv, "--out", str(out)])
