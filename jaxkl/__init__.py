@@ -1,7 +1,8 @@
 """jaxkl: the Kullback–Leibler divergence in JAX.
 
 Exact where a closed form exists (``kl``), estimated with a standard error where it does
-not (``mc_kl``, ``kl_from_log_probs``, ``importance_kl``, ``knn_kl``).
+not (``mc_kl``, ``kl_from_log_probs``, ``importance_kl``, ``knn_kl``). ``mc_kl`` draws by
+a sampling strategy given as a value: ``IID()``, ``Antithetic()`` or ``RQMC(m)``.
 
 Example:
   >>> import jaxkl
@@ -34,6 +35,9 @@ from jaxkl.distributions import (
     Uniform,
 )
 from jaxkl.estimators import (
+    IID,
+    RQMC,
+    Antithetic,
     Estimate,
     ImportanceEstimate,
     importance_kl,
@@ -51,6 +55,9 @@ from jaxkl.estimators import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "IID",
+    "RQMC",
+    "Antithetic",
     "Bernoulli",
     "Beta",
     "Categorical",

@@ -10,10 +10,15 @@ from jaxkl.estimators.importance import importance_kl
 from jaxkl.estimators.knn import knn_kl
 from jaxkl.estimators.monte_carlo import kl_from_log_probs, mc_kl, per_sample_kl
 from jaxkl.estimators.psis import pareto_khat, psis_smooth, tail_khat
+from jaxkl.estimators.samplers import IID, RQMC, Antithetic, Sampler
 
 __all__ = [
+    "IID",
+    "RQMC",
+    "Antithetic",
     "Estimate",
     "ImportanceEstimate",
+    "Sampler",
     "importance_kl",
     "kl_from_log_probs",
     "knn_kl",

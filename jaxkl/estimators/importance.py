@@ -11,12 +11,12 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from jaxkl._checks import is_concrete, require_values
-from jaxkl._keys import as_key
 from jaxkl.analytic.registry import NoAnalyticKL, kl
 from jaxkl.convert import as_sampleable
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.psis import pareto_khat, psis_smooth
+from jaxkl.estimators.samplers import broadcast_batches, check_num_samples, draw
 
 __all__ = ["importance_kl", "kish_ess", "smoothed_khat_threshold"]
 
@@ -164,19 +164,7 @@ def importance_kl(
       delta-method variance). Vehtari, Simpson, Gelman, Yao, Gabry (2024), Pareto
       smoothed importance sampling, JMLR 25(72).
     """
-    if not isinstance(num_samples, int | np.integer) or isinstance(num_samples, bool):
-        raise TypeError(
-            f"importance_kl: num_samples must be a Python int; got {type(num_samples).__name__}"
-        )
-    n = int(num_samples)
-    if n < 1:
-        raise ValueError(f"importance_kl: num_samples must be >= 1; got {n}")
-    if n >= 2**31:
-        raise ValueError(
-            f"importance_kl: num_samples must be below 2**31 = 2147483648 (compiled code receives "
-            f"the count as a 32-bit integer in JAX's default mode); got {n}. Average "
-            "estimates over batches of draws instead."
-        )
+    n = check_num_samples("importance_kl", num_samples)
     # numpyro/distrax/TFP objects: converted, or wrapped with their own sample/log_prob.
     q, p, proposal = as_sampleable(q), as_sampleable(p), as_sampleable(proposal)
     _require_distribution("q", q)
@@ -195,20 +183,14 @@ def importance_kl(
     if len(set(named_events.values())) > 1:
         listed = ", ".join(f"{k} {v}" for k, v in named_events.items())
         raise ValueError(f"importance_kl: event shapes must agree; got {listed}")
-    named_batches = {"q": tuple(q.batch_shape), "proposal": tuple(proposal.batch_shape)}
+    named_batches = {"q": q.batch_shape, "proposal": proposal.batch_shape}
     if p_is_dist:
-        named_batches["p"] = tuple(p.batch_shape)
-    try:
-        batch = tuple(np.broadcast_shapes(*named_batches.values()))
-    except ValueError:
-        listed = ", ".join(f"{k} {v}" for k, v in named_batches.items())
-        raise ValueError(f"importance_kl: batch shapes do not broadcast: {listed}") from None
+        named_batches["p"] = p.batch_shape
+    batch = broadcast_batches("importance_kl", **named_batches)
 
     covered = _proposal_covers(q, proposal)
 
-    prop_batch = named_batches["proposal"]
-    extra = batch[: len(batch) - len(prop_batch)]
-    x = proposal.sample(as_key(key), (n, *extra))
+    x = draw(key, proposal, n, batch=batch, where="importance_kl")
     shape = (n, *batch)
     log_q = jnp.broadcast_to(q.log_prob(x), shape)
     log_r = jnp.broadcast_to(proposal.log_prob(x), shape)

@@ -10,7 +10,6 @@ With x ~ q and log r = log p(x) − log q(x):
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import jax
@@ -18,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxkl._checks import is_concrete
-from jaxkl._keys import as_key
 from jaxkl.analytic.ratio_moments import log_ratio_moment
 from jaxkl.convert import as_sampleable
 from jaxkl.distributions import Bernoulli, Categorical, Independent, Mixture
@@ -26,12 +24,17 @@ from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, Estimate, mean_with_stderr
 from jaxkl.estimators.gradients import score_surrogate
 from jaxkl.estimators.psis import tail_khat
-from jaxkl.estimators.variance_reduction import (
-    antithetic_sample,
-    control_variate_terms,
-    gaussian_from_standard_normal,
-    rqmc_standard_normal,
+from jaxkl.estimators.samplers import (
+    IID,
+    RQMC,
+    Antithetic,
+    Sampler,
+    as_sampler,
+    broadcast_batches,
+    check_num_samples,
+    draw,
 )
+from jaxkl.estimators.variance_reduction import control_variate_terms
 
 __all__ = [
     "ESTIMATORS",
@@ -306,10 +309,11 @@ def mc_kl(
     *,
     estimator: str = "k1",
     gradient: str = "auto",
+    sampler: Sampler | str | None = None,
+    control_variate: bool = False,
     antithetic: bool = False,
     qmc: bool = False,
-    qmc_randomizations: int = 32,
-    control_variate: bool = False,
+    qmc_randomizations: int | None = None,
 ) -> Estimate:
     """Monte Carlo estimate of KL(q‖p) from ``num_samples`` draws x ~ q, with stderr.
 
@@ -351,33 +355,39 @@ def mc_kl(
       direct term ∇log q and without a baseline.
     * ``"score_loo"`` — the same with the leave-one-out baseline (RLOO): per draw
       (wᵢ − bᵢ)·∇log q, wᵢ = aᵢ + kᵢ, bᵢ = mean_{j≠i} wⱼ, which does not depend on xᵢ and
-      so keeps it unbiased, with less variance than ``"score"`` (n ≥ 2, plain i.i.d.
-      sampling only): 4.7× less for k1 and 1.9× for k2 on a 4-category example, about
+      so keeps it unbiased, with less variance than ``"score"`` (n ≥ 2, independent
+      draws: ``sampler=IID()``): 4.7× less for k1 and 1.9× for k2 on a 4-category example, about
       the same for k3, whose plain score gradient already lacks the constant that the
       baseline removes (tests/estimators/test_gradients.py). The same code serves
       ``jaxkl.fit.reverse_kl``.
 
-    Variance reduction (each keeps k1 unbiased; see
-    :mod:`jaxkl.estimators.variance_reduction`):
+    ``sampler`` chooses how x ~ q is drawn (each keeps k1 unbiased; see
+    :mod:`jaxkl.estimators.samplers` and :mod:`jaxkl.estimators.variance_reduction`):
 
-    * ``antithetic=True`` — n/2 draws and their reflections through q's mean (q symmetric:
-      Normal, MVNs, Laplace, Uniform); the n/2 pair averages are the independent terms,
-      so dof = n/2 − 1. Exact (zero variance) for k1 on equal-scale Gaussians, where k1
-      is linear in x.
-    * ``qmc=True`` — randomised quasi-Monte Carlo for Gaussian q: ``qmc_randomizations``
-      = m independent random shifts of a rank-1 lattice of n / m points; the standard
-      error comes from the spread of the m randomisations, so dof = m − 1. The
-      randomisation means of an integrand that is unbounded in the unit cube (k1 of
+    * ``IID()`` or ``"iid"`` (default) — n independent draws; dof = n − 1.
+    * ``Antithetic()`` or ``"antithetic"`` — n/2 draws and their reflections through q's
+      mean (q symmetric: Normal, MVNs, Laplace, Uniform); the n/2 pair averages are the
+      independent terms, so dof = n/2 − 1. Exact (zero variance) for k1 on equal-scale
+      Gaussians, where k1 is linear in x.
+    * ``RQMC(randomizations=m)`` or ``"rqmc"`` (m = 32) — randomised quasi-Monte Carlo
+      for Gaussian q: m independent random shifts of a rank-1 lattice of n / m points;
+      the standard error comes from the spread of the m randomisations, so dof = m − 1.
+      The randomisation means of an integrand that is unbounded in the unit cube (k1 of
       Gaussians of different scales) are not normal, so few of them make the t-interval
       cover too little: on N(0, 1)‖N(0.5, 1.3²) at n = 1024, m = 16 covered 0.92 ± 0.004
       of 4000 replicates (two seeds: 0.9205, 0.9163); the default m = 32 covers within
       0.93–0.97 (tests/estimators/test_coverage.py) and still had 14–15× less variance
       than i.i.d. draws in the same runs.
-    * ``control_variate=True`` — k1 only: k1 − β̂(r − 1) with β̂ cross-fitted on the other
-      half of the samples (β = −1 is k3), set to 0 where that half's ratios are
-      heavy-tailed (k̂(r) ≥ 0.5) and shrunk towards 0 by its own estimation noise, so it
-      falls back to plain k1 where the control variate would hurt. Needs a normalised
-      p; its ratio check applies.
+
+    The older flags are still accepted: ``antithetic=True`` is ``sampler=Antithetic()``,
+    ``qmc=True, qmc_randomizations=m`` is ``sampler=RQMC(m)`` (m = 32 if not given).
+    Given together with ``sampler``, they must spell the same strategy.
+
+    ``control_variate=True`` — k1 only, with independent draws (``IID()``): k1 − β̂(r − 1)
+    with β̂ cross-fitted on the other half of the samples (β = −1 is k3), set to 0 where
+    that half's ratios are heavy-tailed (k̂(r) ≥ 0.5) and shrunk towards 0 by its own
+    estimation noise, so it falls back to plain k1 where the control variate would hurt.
+    Needs a normalised p; its ratio check applies.
 
     Args:
       key: typed key, legacy key or int seed.
@@ -388,11 +398,14 @@ def mc_kl(
       num_samples: n ≥ 1 (static). n = 1 gives ``stderr = inf``.
       estimator: "k1" (default), "k2" or "k3".
       gradient: "auto" (default), "reparam", "stl", "score" or "score_loo".
-      antithetic: pair each draw with its reflection (n must be even).
-      qmc: randomised lattice points instead of i.i.d. draws (n divisible by
-        ``qmc_randomizations``, which must be ≥ 2).
-      qmc_randomizations: independent randomisations for QMC's standard error.
-      control_variate: add the cross-fitted control variate r − 1 (k1 only, n ≥ 4).
+      sampler: ``IID()`` (default), ``Antithetic()`` (n even) or ``RQMC(m)`` (n a
+        multiple of m), or their names ``"iid"``, ``"antithetic"``, ``"rqmc"``. Static:
+        under ``jax.jit`` pass it through ``static_argnames`` or close over it.
+      control_variate: add the cross-fitted control variate r − 1 (k1 only, n ≥ 4,
+        independent draws).
+      antithetic: older spelling of ``sampler=Antithetic()``.
+      qmc: older spelling of ``sampler=RQMC(qmc_randomizations)``.
+      qmc_randomizations: m for ``qmc=True`` (default 32, must be ≥ 2).
 
     Returns:
       ``Estimate(value, stderr, num_samples, dof, pareto_k, diagnostics, checks_passed)``;
@@ -405,19 +418,16 @@ def mc_kl(
       >>> low, high = est.ci(0.95)
       >>> bool(low < 0.5 < high), bool(est.reliable)
       (True, True)
+      >>> pairs = jaxkl.mc_kl(0, q, p, 4096, sampler=jaxkl.Antithetic())
+      >>> float(pairs.value), pairs.dof  # k1 is linear in x here: every pair gives 0.5
+      (0.5, 2047)
+      >>> jaxkl.mc_kl(0, q, p, 4096, sampler=jaxkl.RQMC(randomizations=16)).dof
+      15
     """
     _check_choice("estimator", estimator, ESTIMATORS)
     _check_choice("gradient", gradient, GRADIENTS)
-    if not isinstance(num_samples, int | np.integer) or isinstance(num_samples, bool):
-        raise TypeError(f"mc_kl: num_samples must be a Python int; got {type(num_samples)}")
-    if num_samples < 1:
-        raise ValueError(f"mc_kl: num_samples must be >= 1; got {num_samples}")
-    if num_samples >= 2**31:
-        raise ValueError(
-            f"mc_kl: num_samples must be below 2**31 = 2147483648 (compiled code receives "
-            f"the count as a 32-bit integer in JAX's default mode); got {num_samples}. Average "
-            "estimates over batches of draws instead."
-        )
+    sampler = _sampler_of(sampler, antithetic, qmc, qmc_randomizations)
+    check_num_samples("mc_kl", num_samples)
     # numpyro/distrax/TFP objects: converted, or wrapped with their own sample/log_prob
     # (before the callable check: numpyro's distributions are callable).
     q, p = as_sampleable(q), as_sampleable(p)
@@ -437,43 +447,25 @@ def mc_kl(
     if gradient == "score_loo":
         if num_samples < 2:
             raise ValueError("mc_kl: gradient='score_loo' needs num_samples >= 2")
-        if antithetic or qmc:
+        if not sampler.independent:
             raise ValueError(
                 "mc_kl: gradient='score_loo' needs independent draws (the leave-one-out "
-                "baseline of a draw must not depend on it); drop antithetic/qmc"
+                f"baseline of a draw must not depend on it); got sampler={sampler!r}, use IID()"
             )
-    _check_variance_reduction(
-        q, num_samples, estimator, antithetic, qmc, qmc_randomizations, control_variate
-    )
+    if control_variate:
+        _check_control_variate(estimator, sampler, num_samples)
     log_p_fn = _log_density_of(p, q.event_shape)
-    key = as_key(key)
 
     q_batch = tuple(q.batch_shape)
     batch = q_batch
     if isinstance(p, Distribution):
-        try:
-            batch = tuple(np.broadcast_shapes(q_batch, tuple(p.batch_shape)))
-        except ValueError:
-            raise ValueError(
-                f"mc_kl: batch shapes of q {q_batch} and p {tuple(p.batch_shape)} do not broadcast"
-            ) from None
+        batch = broadcast_batches("mc_kl", q=q_batch, p=p.batch_shape)
     # Leading batch axes that p has and q lacks become extra sample axes, so each batch
-    # member gets its own draws.
+    # member gets its own draws. Sample axes: [n] i.i.d.; [2, n/2] antithetic; [m, n/m]
+    # QMC. Terms are reduced to the sampler's independent units (pair averages,
+    # per-randomisation means) before the stderr.
+    x = draw(key, q, num_samples, sampler=sampler, batch=batch, where="mc_kl")
     extra = batch[: len(batch) - len(q_batch)]
-    # Sample axes: [n] plain; [2, n/2] antithetic; [m, n/m] QMC. Terms are reduced to the
-    # independent units (pair averages, per-randomisation means) before the stderr.
-    to_units = None
-    if antithetic:
-        x = antithetic_sample(q, key, num_samples // 2, extra)
-        to_units = functools.partial(jnp.mean, axis=0)
-    elif qmc:
-        m = qmc_randomizations
-        dim = q.event_shape[-1] if q.event_shape else 1
-        eps = rqmc_standard_normal(key, m, num_samples // m, extra + q_batch, dim, q.dtype)
-        x = gaussian_from_standard_normal(q, eps)
-        to_units = functools.partial(jnp.mean, axis=1)
-    else:
-        x = q.sample(key, (num_samples, *extra))
     if gradient in ("score", "score_loo"):
         x = jax.lax.stop_gradient(x)
     q_for_density = jax.lax.stop_gradient(q) if gradient == "stl" else q
@@ -514,37 +506,45 @@ def mc_kl(
     return _estimate_from_terms(
         terms,
         num_samples=num_samples,
-        to_units=to_units,
+        to_units=sampler.to_units,
         log_r=jax.lax.stop_gradient(log_p - log_q) if ratio_based else None,
         log_moments=log_moments,
         bounded=has_finite_support(q),
     )
 
 
-def _check_variance_reduction(
-    q, n, estimator, antithetic, qmc, randomizations, control_variate
-) -> None:
+def _sampler_of(sampler, antithetic: bool, qmc: bool, qmc_randomizations) -> Sampler:
+    """The strategy mc_kl draws with: ``sampler``, or the one the older flags spell."""
     if antithetic and qmc:
         raise ValueError("mc_kl: choose one of antithetic=True and qmc=True, not both")
-    if antithetic and n % 2:
-        raise ValueError(f"mc_kl: antithetic=True needs an even num_samples; got {n}")
-    if qmc:
-        if randomizations < 2:
-            raise ValueError(
-                f"mc_kl: qmc_randomizations must be >= 2 for a standard error; got {randomizations}"
-            )
-        if n % randomizations:
-            raise ValueError(
-                f"mc_kl: num_samples ({n}) must be a multiple of qmc_randomizations "
-                f"({randomizations})"
-            )
-    if control_variate:
-        if estimator != "k1":
-            raise ValueError(
-                "mc_kl: control_variate=True applies to estimator='k1' (k3 already is k1 "
-                f"plus the control variate r − 1); got {estimator!r}"
-            )
-        if antithetic or qmc:
-            raise ValueError("mc_kl: control_variate=True combines with plain sampling only")
-        if n < 4:
-            raise ValueError(f"mc_kl: control_variate=True needs num_samples >= 4; got {n}")
+    chosen = None if sampler is None else as_sampler("mc_kl", sampler)
+    m = qmc_randomizations
+    if m is None:  # qmc=True alone restates any RQMC sampler, else means the default m
+        m = chosen.randomizations if isinstance(chosen, RQMC) else RQMC().randomizations
+    if qmc and isinstance(m, int | np.integer) and m < 2:  # named as the caller spelled it
+        raise ValueError(f"mc_kl: qmc_randomizations must be >= 2 for a standard error; got {m}")
+    flagged = Antithetic() if antithetic else RQMC(m) if qmc else IID()
+    if chosen is None:
+        return flagged
+    if (antithetic or qmc or qmc_randomizations is not None) and flagged != chosen:
+        raise ValueError(
+            f"mc_kl: sampler={chosen!r} disagrees with the older flags antithetic={antithetic}, "
+            f"qmc={qmc}, qmc_randomizations={qmc_randomizations} (they spell {flagged!r}); "
+            "give sampler= alone"
+        )
+    return chosen
+
+
+def _check_control_variate(estimator: str, sampler: Sampler, n: int) -> None:
+    if estimator != "k1":
+        raise ValueError(
+            "mc_kl: control_variate=True applies to estimator='k1' (k3 already is k1 "
+            f"plus the control variate r − 1); got {estimator!r}"
+        )
+    if not sampler.independent:
+        raise ValueError(
+            "mc_kl: control_variate=True needs independent draws (its coefficient is fitted "
+            f"on one half of them and applied to the other); got sampler={sampler!r}, use IID()"
+        )
+    if n < 4:
+        raise ValueError(f"mc_kl: control_variate=True needs num_samples >= 4; got {n}")

@@ -17,17 +17,16 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.special import logsumexp
 
 from jaxkl._checks import require_values
-from jaxkl._keys import as_key
 from jaxkl._shapes import broadcast_named
 from jaxkl.convert import as_sampleable
 from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import Estimate, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.monte_carlo import kl_from_log_probs, mc_kl
 from jaxkl.estimators.psis import pareto_khat
+from jaxkl.estimators.samplers import broadcast_batches, check_num_samples, draw
 
 __all__ = [
     "REVERSE_KL_GRADIENTS",
@@ -49,26 +48,6 @@ def _log_density(p, where: str) -> Callable[[jax.Array], jax.Array]:
         f"{where}: p must be a jaxkl distribution or a callable log density x -> log p(x); "
         f"got {type(p).__name__}"
     )
-
-
-def _check_num_samples(where: str, num_samples, minimum: int = 1) -> None:
-    if not isinstance(num_samples, int | np.integer) or isinstance(num_samples, bool):
-        raise TypeError(f"{where}: num_samples must be a Python int; got {type(num_samples)}")
-    if num_samples < minimum:
-        raise ValueError(f"{where}: num_samples must be >= {minimum}; got {num_samples}")
-
-
-def _batch_of(where: str, q: Distribution, p) -> tuple[int, ...]:
-    """broadcast(q.batch_shape, p.batch_shape) when p is a distribution, else q's."""
-    batch = tuple(q.batch_shape)
-    if isinstance(p, Distribution):
-        try:
-            batch = tuple(np.broadcast_shapes(batch, tuple(p.batch_shape)))
-        except ValueError:
-            raise ValueError(
-                f"{where}: batch shapes of q {batch} and p {tuple(p.batch_shape)} do not broadcast"
-            ) from None
-    return batch
 
 
 def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "auto") -> Estimate:
@@ -232,13 +211,14 @@ def forward_kl_snis(
     References:
       Bornschein & Bengio (2015). Reweighted wake-sleep. ICLR.
     """
-    _check_num_samples("forward_kl_snis", num_samples, minimum=2)
+    check_num_samples("forward_kl_snis", num_samples, minimum=2)
     q, log_p, proposal = as_sampleable(q), as_sampleable(log_p), as_sampleable(proposal)
     if not isinstance(q, Distribution):
         raise TypeError(f"forward_kl_snis: q must be a jaxkl distribution; got {type(q).__name__}")
     log_p_fn = _log_density(log_p, "forward_kl_snis")
     r = jax.lax.stop_gradient(q) if proposal is None else proposal
-    x = jax.lax.stop_gradient(r.sample(as_key(key), (num_samples,)))
+    # x [n, *Br, *E]; unlike mc_kl, batch axes that only log_p has share these draws.
+    x = jax.lax.stop_gradient(draw(key, r, num_samples, where="forward_kl_snis"))
     log_q, log_pt, log_r = broadcast_named(
         "forward_kl_snis", log_q=q.log_prob(x), log_p=log_p_fn(x), log_proposal=r.log_prob(x)
     )
@@ -291,15 +271,16 @@ def sampled_kl_penalty(
       >>> abs(float(est.value) - 0.5) < 5 * float(est.stderr)
       True
     """
-    _check_num_samples("sampled_kl_penalty", num_samples)
+    check_num_samples("sampled_kl_penalty", num_samples)
     q, p = as_sampleable(q), as_sampleable(p)  # numpyro/distrax/TFP objects
     if not isinstance(q, Distribution):
         raise TypeError(
             f"sampled_kl_penalty: q must be a jaxkl distribution; got {type(q).__name__}"
         )
     log_p_fn = _log_density(p, "sampled_kl_penalty")
-    batch = _batch_of("sampled_kl_penalty", q, p)
-    extra = batch[: len(batch) - len(q.batch_shape)]
-    x = jax.lax.stop_gradient(q.sample(as_key(key), (num_samples, *extra)))
+    batch = tuple(q.batch_shape)
+    if isinstance(p, Distribution):
+        batch = broadcast_batches("sampled_kl_penalty", q=batch, p=p.batch_shape)
+    x = jax.lax.stop_gradient(draw(key, q, num_samples, batch=batch, where="sampled_kl_penalty"))
     log_q, log_p = broadcast_named("sampled_kl_penalty", log_q=q.log_prob(x), log_p=log_p_fn(x))
     return kl_from_log_probs(log_q, log_p, estimator=estimator, axis=0)
