@@ -1,10 +1,37 @@
-"""Strict numerics for every test, and the --run-slow switch for long statistical sweeps."""
+"""Strict numerics for every test, the --run-slow switch for long statistical sweeps, and
+one compilation cache shared by the run's test processes."""
+
+import os
+import shutil
+import tempfile
 
 import jax
 import pytest
 
 # Implicit rank promotion hides shape bugs; every kernel must broadcast explicitly.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The suite is compile-bound: most of its CPU time is XLA compiling programs, many of them
+# identical (the same kernel jitted afresh by another test, the same eager op in both
+# pytest-xdist workers). JAX's persistent cache, in a directory private to this run and
+# shared by its worker processes, compiles each distinct program once; a hit loads the
+# executable the compiler produced, so the tests still run the code users run. The
+# directory is made by the first process (the xdist controller, or pytest alone), handed
+# to the workers through the environment they inherit, and removed at the end.
+_CACHE_ENV = "JAXKL_TEST_XLA_CACHE"
+_OWN_CACHE = _CACHE_ENV not in os.environ
+if _OWN_CACHE:
+    os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jaxkl-xla-cache-")
+jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
+# Cache every program: the default skips those compiling in under a second, which here are
+# nearly all of them.
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE:
+        shutil.rmtree(os.environ.pop(_CACHE_ENV), ignore_errors=True)
 
 
 def pytest_addoption(parser):
