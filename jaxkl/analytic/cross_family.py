@@ -31,7 +31,6 @@ from jaxkl.analytic._math import (
     series_radius,
 )
 from jaxkl.analytic.gaussian import normal
-from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.beta import Beta
 from jaxkl.distributions.exponential import Exponential
 from jaxkl.distributions.gamma import Gamma
@@ -367,36 +366,6 @@ def beta_uniform(c1_a, c0_a, low_b, high_b):
     return jnp.where(inside, log_width + _beta_negentropy(c1_a, c0_a), jnp.inf)
 
 
-@register_kl(Laplace, Normal)
-def _kl_laplace_normal(a: Laplace, b: Normal):
-    return laplace_normal(a.loc, a.scale, b.loc, b.scale)
-
-
-@register_kl(Normal, Laplace)
-def _kl_normal_laplace(a: Normal, b: Laplace):
-    return normal_laplace(a.loc, a.scale, b.loc, b.scale)
-
-
-@register_kl(Uniform, Normal)
-def _kl_uniform_normal(a: Uniform, b: Normal):
-    return uniform_normal(a.low, a.high, b.loc, b.scale)
-
-
-@register_kl(Exponential, Normal)
-def _kl_exponential_normal(a: Exponential, b: Normal):
-    return exponential_normal(a.rate, b.loc, b.scale)
-
-
-@register_kl(Gamma, Normal)
-def _kl_gamma_normal(a: Gamma, b: Normal):
-    return gamma_normal(a.concentration, a.rate, b.loc, b.scale)
-
-
-@register_kl(Beta, Uniform)
-def _kl_beta_uniform(a: Beta, b: Uniform):
-    return beta_uniform(a.concentration1, a.concentration0, b.low, b.high)
-
-
 # ----------------------------------------------------------------------------- +inf by support
 # (a, b) where a has mass outside b's support on every parameter value: the real line is
 # not inside (0, ∞), (0, 1) or a bounded interval, and (0, ∞) is not inside (0, 1) or a
@@ -421,7 +390,3 @@ def _infinite_kl(a, b):
             f"broadcast: {a.batch_shape} and {b.batch_shape}"
         ) from None
     return jnp.full(shape, jnp.inf, jnp.result_type(a.dtype, b.dtype))
-
-
-for _type_a, _type_b in SUPPORT_MISMATCH_PAIRS:
-    register_kl(_type_a, _type_b)(_infinite_kl)

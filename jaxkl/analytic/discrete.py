@@ -52,10 +52,7 @@ import jax.numpy as jnp
 
 from jaxkl._shapes import as_float, broadcast_named, half_precision_in_float32
 from jaxkl.analytic._math import expm1_minus_x
-from jaxkl.analytic.registry import register_kl
-from jaxkl.distributions.bernoulli import Bernoulli
-from jaxkl.distributions.categorical import Categorical
-from jaxkl.distributions.poisson import Poisson, poisson_deviance
+from jaxkl.distributions.poisson import poisson_deviance
 
 __all__ = ["bernoulli", "bernoulli_poisson", "categorical", "poisson"]
 
@@ -568,28 +565,3 @@ def bernoulli_poisson(logits_a, rate_b):
     one = jnp.where(log_p1 > -jnp.inf, one, rate)
     zero = jnp.where(log_p0 > -jnp.inf, zero, 1.0)
     return one + zero
-
-
-@register_kl(Bernoulli, Bernoulli)
-def _kl_bernoulli_bernoulli(a: Bernoulli, b: Bernoulli):
-    return bernoulli(a.logits, b.logits)
-
-
-@register_kl(Categorical, Categorical)
-def _kl_categorical_categorical(a: Categorical, b: Categorical):
-    if a.num_categories != b.num_categories:
-        raise ValueError(
-            "kl(Categorical, Categorical): number of categories differs: "
-            f"a has K={a.num_categories}, b has K={b.num_categories}"
-        )
-    return categorical(a.logits, b.logits)
-
-
-@register_kl(Poisson, Poisson)
-def _kl_poisson_poisson(a: Poisson, b: Poisson):
-    return poisson(a.rate, b.rate)
-
-
-@register_kl(Bernoulli, Poisson)
-def _kl_bernoulli_poisson(a: Bernoulli, b: Poisson):
-    return bernoulli_poisson(a.logits, b.rate)

@@ -54,14 +54,9 @@ from jax.scipy.special import digamma, gammaln, polygamma
 
 from jaxkl._shapes import broadcast_named, half_precision_in_float32
 from jaxkl.analytic._math import div, expm1_minus_x, log_ratio
-from jaxkl.analytic.registry import register_kl
-from jaxkl.distributions.beta import Beta
-from jaxkl.distributions.dirichlet import Dirichlet
-from jaxkl.distributions.exponential import Exponential
 from jaxkl.distributions.gamma import (
     _HALF_LOG_2PI,
     _STIRLING_MIN,
-    Gamma,
     _stirling_correction,
     _stirling_correction_grad,
     _stirling_correction_hess,
@@ -231,11 +226,6 @@ def gamma(conc_a, rate_a, conc_b, rate_b):
     return _gamma_kl(conc_a, rate_a, conc_b, rate_b)
 
 
-@register_kl(Gamma, Gamma)
-def _kl_gamma_gamma(a: Gamma, b: Gamma):
-    return gamma(a.concentration, a.rate, b.concentration, b.rate)
-
-
 @half_precision_in_float32
 def exponential(rate_a, rate_b):
     """KL(Exponential(rate_a) ‖ Exponential(rate_b)).
@@ -255,11 +245,6 @@ def exponential(rate_a, rate_b):
     """
     rate_a, rate_b = broadcast_named("jaxkl.analytic.exponential", rate_a=rate_a, rate_b=rate_b)
     return expm1_minus_x(log_ratio(rate_b, rate_a))
-
-
-@register_kl(Exponential, Exponential)
-def _kl_exponential_exponential(a: Exponential, b: Exponential):
-    return exponential(a.rate, b.rate)
 
 
 @half_precision_in_float32
@@ -287,11 +272,6 @@ def exponential_gamma(rate_a, conc_b, rate_b):
     return _gamma_kl(jnp.ones_like(rate_a), rate_a, conc_b, rate_b)
 
 
-@register_kl(Exponential, Gamma)
-def _kl_exponential_gamma(a: Exponential, b: Gamma):
-    return exponential_gamma(a.rate, b.concentration, b.rate)
-
-
 @half_precision_in_float32
 def gamma_exponential(conc_a, rate_a, rate_b):
     """KL(Gamma(conc_a, rate_a) ‖ Exponential(rate_b)).
@@ -315,11 +295,6 @@ def gamma_exponential(conc_a, rate_a, rate_b):
         "jaxkl.analytic.gamma_exponential", conc_a=conc_a, rate_a=rate_a, rate_b=rate_b
     )
     return _gamma_kl(conc_a, rate_a, jnp.ones_like(conc_a), rate_b)
-
-
-@register_kl(Gamma, Exponential)
-def _kl_gamma_exponential(a: Gamma, b: Exponential):
-    return gamma_exponential(a.concentration, a.rate, b.rate)
 
 
 @half_precision_in_float32
@@ -347,11 +322,6 @@ def beta(c1_a, c0_a, c1_b, c0_b):
     conc_a = jnp.stack([c1_a, c0_a], axis=-1)
     conc_b = jnp.stack([c1_b, c0_b], axis=-1)
     return _dirichlet_kl(conc_a, conc_b)
-
-
-@register_kl(Beta, Beta)
-def _kl_beta_beta(a: Beta, b: Beta):
-    return beta(a.concentration1, a.concentration0, b.concentration1, b.concentration0)
 
 
 @half_precision_in_float32
@@ -389,8 +359,3 @@ def dirichlet(conc_a, conc_b):
         )
     conc_a, conc_b = broadcast_named("jaxkl.analytic.dirichlet", conc_a=conc_a, conc_b=conc_b)
     return _dirichlet_kl(conc_a, conc_b)
-
-
-@register_kl(Dirichlet, Dirichlet)
-def _kl_dirichlet_dirichlet(a: Dirichlet, b: Dirichlet):
-    return dirichlet(a.concentration, b.concentration)

@@ -14,11 +14,6 @@ from jaxkl.analytic._math import (
     gaussian_scale_kl_from_log_ratio,
     gaussian_scale_kl_fusible,
 )
-from jaxkl.analytic.registry import register_kl
-from jaxkl.distributions.lognormal import LogNormal
-from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
-from jaxkl.distributions.mvn_tril import MultivariateNormalTriL
-from jaxkl.distributions.normal import Normal
 
 __all__ = ["lognormal", "mvn_diag", "mvn_tril", "normal", "residual_normal"]
 
@@ -178,21 +173,6 @@ def residual_normal(
     return kl.astype(dtype)
 
 
-def _scale_args(d, name: str, suffix: str) -> dict[str, jax.Array]:
-    """``{name+suffix: σ}`` or ``{log_name+suffix: log σ}``: the form ``d`` stores."""
-    log = getattr(d, f"_log_{name}")
-    if log is not None:
-        return {f"log_{name}{suffix}": log}
-    return {f"{name}{suffix}": getattr(d, f"_{name}")}
-
-
-@register_kl(Normal, Normal)
-def _kl_normal_normal(a: Normal, b: Normal):
-    return normal(
-        a.loc, loc_b=b.loc, **_scale_args(a, "scale", "_a"), **_scale_args(b, "scale", "_b")
-    )
-
-
 def lognormal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None, log_scale_b=None):
     """KL(LogNormal(loc_a, scale_a) ‖ LogNormal(loc_b, scale_b)).
 
@@ -214,13 +194,6 @@ def lognormal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None
     """
     return _univariate_gaussian(
         "jaxkl.analytic.lognormal", loc_a, scale_a, loc_b, scale_b, log_scale_a, log_scale_b
-    )
-
-
-@register_kl(LogNormal, LogNormal)
-def _kl_lognormal_lognormal(a: LogNormal, b: LogNormal):
-    return lognormal(
-        a.loc, loc_b=b.loc, **_scale_args(a, "scale", "_a"), **_scale_args(b, "scale", "_b")
     )
 
 
@@ -250,14 +223,6 @@ def _broadcast_batch(where: str, **arrays) -> tuple[jax.Array, ...]:
     return tuple(
         jnp.broadcast_to(x, tuple(shape) + x.shape[x.ndim - k :]) for x, k in arrays.values()
     )
-
-
-def _check_same_event(a, b) -> None:
-    if a.event_shape != b.event_shape:
-        raise ValueError(
-            f"KL({type(a).__name__} ‖ {type(b).__name__}): event sizes differ: "
-            f"a has d={a.event_shape[0]}, b has d={b.event_shape[0]}"
-        )
 
 
 def mvn_diag(
@@ -322,17 +287,6 @@ def mvn_diag(
 @jax.jit
 def _mvn_diag_core(loc_a, loc_b, scale_a, scale_b, log_scale_a, log_scale_b):
     return jnp.sum(_gaussian_kl(loc_a, loc_b, scale_a, scale_b, log_scale_a, log_scale_b), -1)
-
-
-@register_kl(MultivariateNormalDiag, MultivariateNormalDiag)
-def _kl_mvndiag_mvndiag(a: MultivariateNormalDiag, b: MultivariateNormalDiag):
-    _check_same_event(a, b)
-    return mvn_diag(
-        a.loc,
-        loc_b=b.loc,
-        **_scale_args(a, "scale_diag", "_a"),
-        **_scale_args(b, "scale_diag", "_b"),
-    )
 
 
 def _whitened_kl(m, diag_a, diag_b, y):
@@ -542,21 +496,3 @@ def _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b):
     y = div(loc_b - loc_a, scale_diag_b)
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     return _whitened_kl(m, diag_a, scale_diag_b, y)
-
-
-@register_kl(MultivariateNormalTriL, MultivariateNormalTriL)
-def _kl_mvntril_mvntril(a: MultivariateNormalTriL, b: MultivariateNormalTriL):
-    _check_same_event(a, b)
-    return mvn_tril(a.loc, a.scale_tril, b.loc, b.scale_tril)
-
-
-@register_kl(MultivariateNormalDiag, MultivariateNormalTriL)
-def _kl_mvndiag_mvntril(a: MultivariateNormalDiag, b: MultivariateNormalTriL):
-    _check_same_event(a, b)
-    return _mvn_diag_tril(a.loc, a.scale_diag, b.loc, b.scale_tril)
-
-
-@register_kl(MultivariateNormalTriL, MultivariateNormalDiag)
-def _kl_mvntril_mvndiag(a: MultivariateNormalTriL, b: MultivariateNormalDiag):
-    _check_same_event(a, b)
-    return _mvn_tril_diag(a.loc, a.scale_tril, b.loc, b.scale_diag)

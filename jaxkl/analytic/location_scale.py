@@ -19,10 +19,6 @@ from jaxkl.analytic._math import (
     log_ratio,
     series_radius,
 )
-from jaxkl.analytic.registry import register_kl
-from jaxkl.distributions.gumbel import Gumbel
-from jaxkl.distributions.laplace import Laplace
-from jaxkl.distributions.uniform import Uniform
 
 __all__ = ["gumbel", "laplace", "uniform"]
 
@@ -252,18 +248,3 @@ def _log_width(high, low):
     finite = jnp.isfinite(width)
     halved = jnp.log(0.5 * high - 0.5 * low) + math.log(2.0)
     return jnp.where(finite, jnp.log(jnp.where(finite, width, 1.0)), halved)
-
-
-@register_kl(Laplace, Laplace)
-def _kl_laplace_laplace(a: Laplace, b: Laplace):
-    return laplace(a.loc, a.scale, b.loc, b.scale)
-
-
-@register_kl(Gumbel, Gumbel)
-def _kl_gumbel_gumbel(a: Gumbel, b: Gumbel):
-    return gumbel(a.loc, a.scale, b.loc, b.scale)
-
-
-@register_kl(Uniform, Uniform)
-def _kl_uniform_uniform(a: Uniform, b: Uniform):
-    return uniform(a.low, a.high, b.low, b.high)
