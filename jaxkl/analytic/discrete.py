@@ -50,7 +50,8 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxkl._shapes import as_float, broadcast_named, half_precision_in_float32
+from jaxkl._shapes import as_float, broadcast_named
+from jaxkl.analytic._kernel import kernel
 from jaxkl.analytic._math import expm1_minus_x
 from jaxkl.distributions.poisson import poisson_deviance
 
@@ -120,7 +121,7 @@ def _kl_from_log_probs(log_p, log_q, gap):
     return jnp.where(infinite, jnp.inf, on_support + off_support)
 
 
-@half_precision_in_float32
+@kernel
 def bernoulli(logits_a, logits_b):
     """KL(Bernoulli(σ(logits_a)) ‖ Bernoulli(σ(logits_b))).
 
@@ -142,8 +143,7 @@ def bernoulli(logits_a, logits_b):
       >>> round(float(bernoulli(0.0, 0.0)), 6), round(float(bernoulli(2.0, -1.0)), 4)
       (0.0, 0.8287)
     """
-    a, b = as_float(logits_a, logits_b)
-    a, b = broadcast_named("jaxkl.analytic.bernoulli", logits_a=a, logits_b=b)
+    a, b = logits_a, logits_b
     # Finite logits whose difference overflows (opposite signs, one beyond finfo.max/2):
     # the gap of the general form would overflow too (inf − inf: NaN value and gradient).
     # There the KL is as large as the larger logit, nothing cancels, and the direct form
@@ -504,7 +504,7 @@ def _categorical_direct(a, b):
     return jnp.sum(terms, axis=-1)
 
 
-@half_precision_in_float32
+@kernel
 def poisson(rate_a, rate_b):
     """KL(Poisson(rate_a) ‖ Poisson(rate_b)).
 
@@ -524,12 +524,10 @@ def poisson(rate_a, rate_b):
       >>> round(float(poisson(2.0, 1.0)), 4)
       0.3863
     """
-    ra, rb = as_float(rate_a, rate_b)
-    ra, rb = broadcast_named("jaxkl.analytic.poisson", rate_a=ra, rate_b=rb)
-    return poisson_deviance(ra, rb)
+    return poisson_deviance(rate_a, rate_b)
 
 
-@half_precision_in_float32
+@kernel
 def bernoulli_poisson(logits_a, rate_b):
     """KL(Bernoulli(σ(logits_a)) ‖ Poisson(rate_b)).
 
@@ -550,8 +548,7 @@ def bernoulli_poisson(logits_a, rate_b):
       >>> round(float(bernoulli_poisson(0.0, 0.5)), 4)
       0.1534
     """
-    a, rate = as_float(logits_a, rate_b)
-    a, rate = broadcast_named("jaxkl.analytic.bernoulli_poisson", logits_a=a, rate_b=rate)
+    a, rate = logits_a, rate_b
     log_p1 = jax.nn.log_sigmoid(a)
     log_p0 = jax.nn.log_sigmoid(-a)
     # p₁(λ/p₁ − 1 − log(λ/p₁)) = λ − p₁ − p₁ log(λ/p₁); p₀(1/p₀ − 1 + log p₀) = p₁ + p₀ log p₀.

@@ -53,6 +53,7 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln, polygamma
 
 from jaxkl._shapes import broadcast_named, half_precision_in_float32
+from jaxkl.analytic._kernel import kernel
 from jaxkl.analytic._math import div, expm1_minus_x, log_ratio
 from jaxkl.distributions.gamma import (
     _HALF_LOG_2PI,
@@ -200,7 +201,7 @@ def _dirichlet_kl(conc_a, conc_b):
     return mean_term + per_category - total
 
 
-@half_precision_in_float32
+@kernel
 def gamma(conc_a, rate_a, conc_b, rate_b):
     """KL(Gamma(conc_a, rate_a) ‖ Gamma(conc_b, rate_b)), shape α and rate β.
 
@@ -220,13 +221,10 @@ def gamma(conc_a, rate_a, conc_b, rate_b):
       >>> round(float(gamma(2.0, 1.0, 2.0, 2.0)), 5)  # 2·(1 − log 2)
       0.61371
     """
-    conc_a, rate_a, conc_b, rate_b = broadcast_named(
-        "jaxkl.analytic.gamma", conc_a=conc_a, rate_a=rate_a, conc_b=conc_b, rate_b=rate_b
-    )
     return _gamma_kl(conc_a, rate_a, conc_b, rate_b)
 
 
-@half_precision_in_float32
+@kernel
 def exponential(rate_a, rate_b):
     """KL(Exponential(rate_a) ‖ Exponential(rate_b)).
 
@@ -243,11 +241,10 @@ def exponential(rate_a, rate_b):
       >>> round(float(exponential(1.0, 2.0)), 5)  # 1 − log 2
       0.30685
     """
-    rate_a, rate_b = broadcast_named("jaxkl.analytic.exponential", rate_a=rate_a, rate_b=rate_b)
     return expm1_minus_x(log_ratio(rate_b, rate_a))
 
 
-@half_precision_in_float32
+@kernel
 def exponential_gamma(rate_a, conc_b, rate_b):
     """KL(Exponential(rate_a) ‖ Gamma(conc_b, rate_b)).
 
@@ -266,13 +263,10 @@ def exponential_gamma(rate_a, conc_b, rate_b):
       >>> round(float(exponential_gamma(1.0, 1.0, 1.0)), 5)
       0.0
     """
-    rate_a, conc_b, rate_b = broadcast_named(
-        "jaxkl.analytic.exponential_gamma", rate_a=rate_a, conc_b=conc_b, rate_b=rate_b
-    )
     return _gamma_kl(jnp.ones_like(rate_a), rate_a, conc_b, rate_b)
 
 
-@half_precision_in_float32
+@kernel
 def gamma_exponential(conc_a, rate_a, rate_b):
     """KL(Gamma(conc_a, rate_a) ‖ Exponential(rate_b)).
 
@@ -291,13 +285,10 @@ def gamma_exponential(conc_a, rate_a, rate_b):
       >>> round(float(gamma_exponential(1.0, 1.0, 2.0)), 5)  # 1 − log 2
       0.30685
     """
-    conc_a, rate_a, rate_b = broadcast_named(
-        "jaxkl.analytic.gamma_exponential", conc_a=conc_a, rate_a=rate_a, rate_b=rate_b
-    )
     return _gamma_kl(conc_a, rate_a, jnp.ones_like(conc_a), rate_b)
 
 
-@half_precision_in_float32
+@kernel
 def beta(c1_a, c0_a, c1_b, c0_b):
     """KL(Beta(c1_a, c0_a) ‖ Beta(c1_b, c0_b)); c1 is the exponent of x, c0 of 1 − x.
 
@@ -316,9 +307,6 @@ def beta(c1_a, c0_a, c1_b, c0_b):
       >>> round(float(beta(1.0, 1.0, 2.0, 1.0)), 5)  # 1 − log 2
       0.30685
     """
-    c1_a, c0_a, c1_b, c0_b = broadcast_named(
-        "jaxkl.analytic.beta", c1_a=c1_a, c0_a=c0_a, c1_b=c1_b, c0_b=c0_b
-    )
     conc_a = jnp.stack([c1_a, c0_a], axis=-1)
     conc_b = jnp.stack([c1_b, c0_b], axis=-1)
     return _dirichlet_kl(conc_a, conc_b)

@@ -8,6 +8,7 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxkl._shapes import as_float, broadcast_named, widen_half
+from jaxkl.analytic._kernel import event_size, kernel
 from jaxkl.analytic._math import (
     div,
     gaussian_scale_kl,
@@ -197,34 +198,6 @@ def lognormal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None
     )
 
 
-def _event_size(where: str, **arrays) -> int:
-    """The common event size d of ``name=(array, k)``: vectors (k=1) ``[..., d]`` or
-    square matrices (k=2) ``[..., d, d]``; a ``ValueError`` naming every d otherwise."""
-    sizes = {}
-    for name, (x, k) in arrays.items():
-        if x.ndim < k or (k == 2 and x.shape[-1] != x.shape[-2]):
-            want = "[..., d, d]" if k == 2 else "[..., d]"
-            raise ValueError(f"{where}: {name} must have shape {want}; got {x.shape}")
-        sizes[name] = x.shape[-1]
-    if len(set(sizes.values())) > 1:
-        listed = ", ".join(f"{name} has d={d}" for name, d in sizes.items())
-        raise ValueError(f"{where}: event sizes differ: {listed}")
-    return next(iter(sizes.values()))
-
-
-def _broadcast_batch(where: str, **arrays) -> tuple[jax.Array, ...]:
-    """Broadcast the batch axes of ``name=(array, k)`` (all but the last k) explicitly."""
-    batch = {name: x.shape[: x.ndim - k] for name, (x, k) in arrays.items()}
-    try:
-        shape = np.broadcast_shapes(*batch.values())
-    except ValueError:
-        listed = ", ".join(f"{name} {s}" for name, s in batch.items())
-        raise ValueError(f"{where}: batch shapes do not broadcast: {listed}") from None
-    return tuple(
-        jnp.broadcast_to(x, tuple(shape) + x.shape[x.ndim - k :]) for x, k in arrays.values()
-    )
-
-
 def mvn_diag(
     loc_a,
     scale_diag_a=None,
@@ -270,7 +243,7 @@ def mvn_diag(
     arrays = dict(loc_a=loc_a, loc_b=loc_b, **scales)
     names = list(arrays)
     converted = as_float(*arrays.values(), names=names, where=where)
-    _event_size(where, **{n: (x, 1) for n, x in zip(names, converted, strict=True)})
+    event_size(where, **{n: (x, 1) for n, x in zip(names, converted, strict=True)})
     v, dtype = _prepared(where, **dict(zip(names, converted, strict=True)))
     return _mvn_diag_core(
         v["loc_a"],
@@ -304,6 +277,7 @@ def _whitened_kl(m, diag_a, diag_b, y):
     return 0.5 * (jnp.sum(jnp.square(off), (-2, -1)) + jnp.sum(jnp.square(y), -1)) + scale_part
 
 
+@kernel(event_ranks=(1, 2, 1, 2))
 def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
     """KL(N(loc_a, L_a L_aᵀ) ‖ N(loc_b, L_b L_bᵀ)) from lower Cholesky factors L.
 
@@ -342,20 +316,7 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
       C. E. Rasmussen and C. K. I. Williams, *Gaussian Processes for Machine Learning*
       (MIT Press, 2006), appendix A.5 (KL between Gaussians).
     """
-    where = "jaxkl.analytic.mvn_tril"
-    loc_a, scale_tril_a, loc_b, scale_tril_b = as_float(loc_a, scale_tril_a, loc_b, scale_tril_b)
-    spec = dict(
-        loc_a=(loc_a, 1),
-        scale_tril_a=(scale_tril_a, 2),
-        loc_b=(loc_b, 1),
-        scale_tril_b=(scale_tril_b, 2),
-    )
-    _event_size(where, **spec)
-    loc_a, scale_tril_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    (loc_a, scale_tril_a, loc_b, scale_tril_b), dtype = widen_half(
-        loc_a, scale_tril_a, loc_b, scale_tril_b
-    )
-    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b).astype(dtype)
+    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b)
 
 
 # Event sizes up to this are solved by the unrolled forward substitution
@@ -446,22 +407,10 @@ def _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b):
     return 0.5 * total + scale_part
 
 
+@kernel(event_ranks=(1, 1, 1, 2), where="KL(MultivariateNormalDiag ‖ MultivariateNormalTriL)")
 def _mvn_diag_tril(loc_a, scale_diag_a, loc_b, scale_tril_b):
     """KL(N(loc_a, diag(s_a²)) ‖ N(loc_b, L_b L_bᵀ)): :func:`mvn_tril` with L_a = diag(s_a)."""
-    where = "KL(MultivariateNormalDiag ‖ MultivariateNormalTriL)"
-    loc_a, scale_diag_a, loc_b, scale_tril_b = as_float(loc_a, scale_diag_a, loc_b, scale_tril_b)
-    spec = dict(
-        loc_a=(loc_a, 1),
-        scale_diag_a=(scale_diag_a, 1),
-        loc_b=(loc_b, 1),
-        scale_tril_b=(scale_tril_b, 2),
-    )
-    _event_size(where, **spec)
-    loc_a, scale_diag_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    (loc_a, scale_diag_a, loc_b, scale_tril_b), dtype = widen_half(
-        loc_a, scale_diag_a, loc_b, scale_tril_b
-    )
-    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b).astype(dtype)
+    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b)
 
 
 @jax.jit
@@ -472,22 +421,10 @@ def _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b):
     return _mvn_tril_core(loc_a, scale_diag_a[..., :, None] * eye, loc_b, scale_tril_b)
 
 
+@kernel(event_ranks=(1, 2, 1, 1), where="KL(MultivariateNormalTriL ‖ MultivariateNormalDiag)")
 def _mvn_tril_diag(loc_a, scale_tril_a, loc_b, scale_diag_b):
     """KL(N(loc_a, L_a L_aᵀ) ‖ N(loc_b, diag(s_b²))): the solve by diag(s_b) is division."""
-    where = "KL(MultivariateNormalTriL ‖ MultivariateNormalDiag)"
-    loc_a, scale_tril_a, loc_b, scale_diag_b = as_float(loc_a, scale_tril_a, loc_b, scale_diag_b)
-    spec = dict(
-        loc_a=(loc_a, 1),
-        scale_tril_a=(scale_tril_a, 2),
-        loc_b=(loc_b, 1),
-        scale_diag_b=(scale_diag_b, 1),
-    )
-    _event_size(where, **spec)
-    loc_a, scale_tril_a, loc_b, scale_diag_b = _broadcast_batch(where, **spec)
-    (loc_a, scale_tril_a, loc_b, scale_diag_b), dtype = widen_half(
-        loc_a, scale_tril_a, loc_b, scale_diag_b
-    )
-    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b).astype(dtype)
+    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b)
 
 
 @jax.jit
