@@ -4,8 +4,8 @@
 raw parameter arrays and are what the registered pairs call.
 """
 
-# Importing the kernel modules registers their pairs with the registry.
-from jaxkl.analytic import independent as _independent  # noqa: F401
+# Importing the table of pairs registers every pair with the registry.
+from jaxkl.analytic import pairs as _pairs  # noqa: F401
 from jaxkl.analytic.cross_family import (
     beta_uniform,
     exponential_normal,

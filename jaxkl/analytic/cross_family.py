@@ -20,8 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, erf, gammaln
 
-from jaxkl._shapes import as_float, broadcast_named, half_precision_in_float32
 from jaxkl.analytic import gamma_family
+from jaxkl.analytic._kernel import kernel
 from jaxkl.analytic._math import (
     ZETA_MINUS_1,
     div,
@@ -31,7 +31,6 @@ from jaxkl.analytic._math import (
     series_radius,
 )
 from jaxkl.analytic.gaussian import normal
-from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.beta import Beta
 from jaxkl.distributions.exponential import Exponential
 from jaxkl.distributions.gamma import Gamma
@@ -66,7 +65,7 @@ _LOG_SQRT_2_OVER_PI = 0.5 * math.log(2.0 / math.pi)
 
 
 # ----------------------------------------------------------------------------- X ‖ Normal
-@half_precision_in_float32
+@kernel
 def laplace_normal(loc_a, scale_a, loc_b, scale_b):
     """KL(Laplace(loc_a, scale_a) ‖ N(loc_b, scale_b²)).
 
@@ -85,17 +84,10 @@ def laplace_normal(loc_a, scale_a, loc_b, scale_b):
       >>> round(float(laplace_normal(0.0, 2.0 ** -0.5, 0.0, 1.0)), 6)  # = J
       0.072365
     """
-    loc_a, scale_a, loc_b, scale_b = broadcast_named(
-        "jaxkl.analytic.laplace_normal",
-        loc_a=loc_a,
-        scale_a=scale_a,
-        loc_b=loc_b,
-        scale_b=scale_b,
-    )
     return _NEGENTROPY_LAPLACE + normal(loc_a, math.sqrt(2.0) * scale_a, loc_b, scale_b)
 
 
-@half_precision_in_float32
+@kernel
 def uniform_normal(low_a, high_a, loc_b, scale_b):
     """KL(U(low_a, high_a) ‖ N(loc_b, scale_b²)).
 
@@ -114,20 +106,12 @@ def uniform_normal(low_a, high_a, loc_b, scale_b):
       >>> round(float(uniform_normal(-3.0 ** 0.5, 3.0 ** 0.5, 0.0, 1.0)), 6)  # = J
       0.176485
     """
-    low_a, high_a, loc_b, scale_b = as_float(low_a, high_a, loc_b, scale_b)
-    low_a, high_a, loc_b, scale_b = broadcast_named(
-        "jaxkl.analytic.uniform_normal",
-        low_a=low_a,
-        high_a=high_a,
-        loc_b=loc_b,
-        scale_b=scale_b,
-    )
     width = high_a - low_a
     center = low_a + 0.5 * width
     return _NEGENTROPY_UNIFORM + normal(center, width / math.sqrt(12.0), loc_b, scale_b)
 
 
-@half_precision_in_float32
+@kernel
 def exponential_normal(rate_a, loc_b, scale_b):
     """KL(Exponential(rate_a) ‖ N(loc_b, scale_b²)).
 
@@ -146,9 +130,6 @@ def exponential_normal(rate_a, loc_b, scale_b):
       >>> round(float(exponential_normal(1.0, 1.0, 1.0)), 6)  # = J
       0.418939
     """
-    rate_a, loc_b, scale_b = broadcast_named(
-        "jaxkl.analytic.exponential_normal", rate_a=rate_a, loc_b=loc_b, scale_b=scale_b
-    )
     mean_a = div(jnp.ones_like(rate_a), rate_a)
     return _NEGENTROPY_EXPONENTIAL + normal(mean_a, mean_a, loc_b, scale_b)
 
@@ -194,7 +175,7 @@ def _gamma_negentropy(k):
     return jnp.where(large, series, direct)
 
 
-@half_precision_in_float32
+@kernel
 def gamma_normal(conc_a, rate_a, loc_b, scale_b):
     """KL(Gamma(conc_a, rate_a) ‖ N(loc_b, scale_b²)).
 
@@ -215,16 +196,13 @@ def gamma_normal(conc_a, rate_a, loc_b, scale_b):
       >>> round(float(gamma_normal(1.0, 1.0, 1.0, 1.0)), 5)  # Gamma(1, 1) = Exponential(1)
       0.41894
     """
-    conc_a, rate_a, loc_b, scale_b = broadcast_named(
-        "jaxkl.analytic.gamma_normal", conc_a=conc_a, rate_a=rate_a, loc_b=loc_b, scale_b=scale_b
-    )
     mean_a = div(conc_a, rate_a)
     std_a = div(jnp.sqrt(conc_a), rate_a)
     return _gamma_negentropy(conc_a) + normal(mean_a, std_a, loc_b, scale_b)
 
 
 # ----------------------------------------------------------------------------- Normal ‖ Laplace
-@half_precision_in_float32
+@kernel
 def normal_laplace(loc_a, scale_a, loc_b, scale_b):
     """KL(N(loc_a, scale_a²) ‖ Laplace(loc_b, scale_b)).
 
@@ -250,13 +228,6 @@ def normal_laplace(loc_a, scale_a, loc_b, scale_b):
       >>> round(float(normal_laplace(0.0, 1.0, 0.0, (2.0 / 3.141592653589793) ** 0.5)), 6)
       0.048417
     """
-    loc_a, scale_a, loc_b, scale_b = broadcast_named(
-        "jaxkl.analytic.normal_laplace",
-        loc_a=loc_a,
-        scale_a=scale_a,
-        loc_b=loc_b,
-        scale_b=scale_b,
-    )
     t = log_ratio(scale_a, scale_b)
     delta = div(loc_a - loc_b, scale_a)
     # From |δ| = 40 on, e^{−δ²/2} < 1e-347 is 0 even in float64 and erf(δ/√2) = ±1, so
@@ -334,7 +305,7 @@ def _beta_negentropy(c1, c0):
     return jnp.where(small, series, jnp.where(large, far, direct))
 
 
-@half_precision_in_float32
+@kernel
 def beta_uniform(c1_a, c0_a, low_b, high_b):
     """KL(Beta(c1_a, c0_a) ‖ U(low_b, high_b)).
 
@@ -358,43 +329,10 @@ def beta_uniform(c1_a, c0_a, low_b, high_b):
       >>> float(beta_uniform(1.0, 1.0, 0.0, 1.0)), float(beta_uniform(2.0, 2.0, 0.5, 1.0))
       (0.0, inf)
     """
-    c1_a, c0_a, low_b, high_b = broadcast_named(
-        "jaxkl.analytic.beta_uniform", c1_a=c1_a, c0_a=c0_a, low_b=low_b, high_b=high_b
-    )
     inside = (low_b <= 0.0) & (high_b >= 1.0)
     # (h − 1) is exact near h = 1, so a width just above 1 keeps its small logarithm.
     log_width = jnp.log1p(jnp.where(inside, (high_b - 1.0) - low_b, 0.0))
     return jnp.where(inside, log_width + _beta_negentropy(c1_a, c0_a), jnp.inf)
-
-
-@register_kl(Laplace, Normal)
-def _kl_laplace_normal(a: Laplace, b: Normal):
-    return laplace_normal(a.loc, a.scale, b.loc, b.scale)
-
-
-@register_kl(Normal, Laplace)
-def _kl_normal_laplace(a: Normal, b: Laplace):
-    return normal_laplace(a.loc, a.scale, b.loc, b.scale)
-
-
-@register_kl(Uniform, Normal)
-def _kl_uniform_normal(a: Uniform, b: Normal):
-    return uniform_normal(a.low, a.high, b.loc, b.scale)
-
-
-@register_kl(Exponential, Normal)
-def _kl_exponential_normal(a: Exponential, b: Normal):
-    return exponential_normal(a.rate, b.loc, b.scale)
-
-
-@register_kl(Gamma, Normal)
-def _kl_gamma_normal(a: Gamma, b: Normal):
-    return gamma_normal(a.concentration, a.rate, b.loc, b.scale)
-
-
-@register_kl(Beta, Uniform)
-def _kl_beta_uniform(a: Beta, b: Uniform):
-    return beta_uniform(a.concentration1, a.concentration0, b.low, b.high)
 
 
 # ----------------------------------------------------------------------------- +inf by support
@@ -421,7 +359,3 @@ def _infinite_kl(a, b):
             f"broadcast: {a.batch_shape} and {b.batch_shape}"
         ) from None
     return jnp.full(shape, jnp.inf, jnp.result_type(a.dtype, b.dtype))
-
-
-for _type_a, _type_b in SUPPORT_MISMATCH_PAIRS:
-    register_kl(_type_a, _type_b)(_infinite_kl)

@@ -50,12 +50,10 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxkl._shapes import as_float, broadcast_named, half_precision_in_float32
+from jaxkl._shapes import as_float, broadcast_named
+from jaxkl.analytic._kernel import kernel
 from jaxkl.analytic._math import expm1_minus_x
-from jaxkl.analytic.registry import register_kl
-from jaxkl.distributions.bernoulli import Bernoulli
-from jaxkl.distributions.categorical import Categorical
-from jaxkl.distributions.poisson import Poisson, poisson_deviance
+from jaxkl.distributions.poisson import poisson_deviance
 
 __all__ = ["bernoulli", "bernoulli_poisson", "categorical", "poisson"]
 
@@ -123,7 +121,7 @@ def _kl_from_log_probs(log_p, log_q, gap):
     return jnp.where(infinite, jnp.inf, on_support + off_support)
 
 
-@half_precision_in_float32
+@kernel
 def bernoulli(logits_a, logits_b):
     """KL(Bernoulli(σ(logits_a)) ‖ Bernoulli(σ(logits_b))).
 
@@ -145,8 +143,7 @@ def bernoulli(logits_a, logits_b):
       >>> round(float(bernoulli(0.0, 0.0)), 6), round(float(bernoulli(2.0, -1.0)), 4)
       (0.0, 0.8287)
     """
-    a, b = as_float(logits_a, logits_b)
-    a, b = broadcast_named("jaxkl.analytic.bernoulli", logits_a=a, logits_b=b)
+    a, b = logits_a, logits_b
     # Finite logits whose difference overflows (opposite signs, one beyond finfo.max/2):
     # the gap of the general form would overflow too (inf − inf: NaN value and gradient).
     # There the KL is as large as the larger logit, nothing cancels, and the direct form
@@ -507,7 +504,7 @@ def _categorical_direct(a, b):
     return jnp.sum(terms, axis=-1)
 
 
-@half_precision_in_float32
+@kernel
 def poisson(rate_a, rate_b):
     """KL(Poisson(rate_a) ‖ Poisson(rate_b)).
 
@@ -527,12 +524,10 @@ def poisson(rate_a, rate_b):
       >>> round(float(poisson(2.0, 1.0)), 4)
       0.3863
     """
-    ra, rb = as_float(rate_a, rate_b)
-    ra, rb = broadcast_named("jaxkl.analytic.poisson", rate_a=ra, rate_b=rb)
-    return poisson_deviance(ra, rb)
+    return poisson_deviance(rate_a, rate_b)
 
 
-@half_precision_in_float32
+@kernel
 def bernoulli_poisson(logits_a, rate_b):
     """KL(Bernoulli(σ(logits_a)) ‖ Poisson(rate_b)).
 
@@ -553,8 +548,7 @@ def bernoulli_poisson(logits_a, rate_b):
       >>> round(float(bernoulli_poisson(0.0, 0.5)), 4)
       0.1534
     """
-    a, rate = as_float(logits_a, rate_b)
-    a, rate = broadcast_named("jaxkl.analytic.bernoulli_poisson", logits_a=a, rate_b=rate)
+    a, rate = logits_a, rate_b
     log_p1 = jax.nn.log_sigmoid(a)
     log_p0 = jax.nn.log_sigmoid(-a)
     # p₁(λ/p₁ − 1 − log(λ/p₁)) = λ − p₁ − p₁ log(λ/p₁); p₀(1/p₀ − 1 + log p₀) = p₁ + p₀ log p₀.
@@ -568,28 +562,3 @@ def bernoulli_poisson(logits_a, rate_b):
     one = jnp.where(log_p1 > -jnp.inf, one, rate)
     zero = jnp.where(log_p0 > -jnp.inf, zero, 1.0)
     return one + zero
-
-
-@register_kl(Bernoulli, Bernoulli)
-def _kl_bernoulli_bernoulli(a: Bernoulli, b: Bernoulli):
-    return bernoulli(a.logits, b.logits)
-
-
-@register_kl(Categorical, Categorical)
-def _kl_categorical_categorical(a: Categorical, b: Categorical):
-    if a.num_categories != b.num_categories:
-        raise ValueError(
-            "kl(Categorical, Categorical): number of categories differs: "
-            f"a has K={a.num_categories}, b has K={b.num_categories}"
-        )
-    return categorical(a.logits, b.logits)
-
-
-@register_kl(Poisson, Poisson)
-def _kl_poisson_poisson(a: Poisson, b: Poisson):
-    return poisson(a.rate, b.rate)
-
-
-@register_kl(Bernoulli, Poisson)
-def _kl_bernoulli_poisson(a: Bernoulli, b: Poisson):
-    return bernoulli_poisson(a.logits, b.rate)

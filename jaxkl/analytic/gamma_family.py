@@ -53,15 +53,11 @@ import numpy as np
 from jax.scipy.special import digamma, gammaln, polygamma
 
 from jaxkl._shapes import broadcast_named, half_precision_in_float32
+from jaxkl.analytic._kernel import kernel
 from jaxkl.analytic._math import div, expm1_minus_x, log_ratio
-from jaxkl.analytic.registry import register_kl
-from jaxkl.distributions.beta import Beta
-from jaxkl.distributions.dirichlet import Dirichlet
-from jaxkl.distributions.exponential import Exponential
 from jaxkl.distributions.gamma import (
     _HALF_LOG_2PI,
     _STIRLING_MIN,
-    Gamma,
     _stirling_correction,
     _stirling_correction_grad,
     _stirling_correction_hess,
@@ -205,7 +201,7 @@ def _dirichlet_kl(conc_a, conc_b):
     return mean_term + per_category - total
 
 
-@half_precision_in_float32
+@kernel
 def gamma(conc_a, rate_a, conc_b, rate_b):
     """KL(Gamma(conc_a, rate_a) ‖ Gamma(conc_b, rate_b)), shape α and rate β.
 
@@ -225,18 +221,10 @@ def gamma(conc_a, rate_a, conc_b, rate_b):
       >>> round(float(gamma(2.0, 1.0, 2.0, 2.0)), 5)  # 2·(1 − log 2)
       0.61371
     """
-    conc_a, rate_a, conc_b, rate_b = broadcast_named(
-        "jaxkl.analytic.gamma", conc_a=conc_a, rate_a=rate_a, conc_b=conc_b, rate_b=rate_b
-    )
     return _gamma_kl(conc_a, rate_a, conc_b, rate_b)
 
 
-@register_kl(Gamma, Gamma)
-def _kl_gamma_gamma(a: Gamma, b: Gamma):
-    return gamma(a.concentration, a.rate, b.concentration, b.rate)
-
-
-@half_precision_in_float32
+@kernel
 def exponential(rate_a, rate_b):
     """KL(Exponential(rate_a) ‖ Exponential(rate_b)).
 
@@ -253,16 +241,10 @@ def exponential(rate_a, rate_b):
       >>> round(float(exponential(1.0, 2.0)), 5)  # 1 − log 2
       0.30685
     """
-    rate_a, rate_b = broadcast_named("jaxkl.analytic.exponential", rate_a=rate_a, rate_b=rate_b)
     return expm1_minus_x(log_ratio(rate_b, rate_a))
 
 
-@register_kl(Exponential, Exponential)
-def _kl_exponential_exponential(a: Exponential, b: Exponential):
-    return exponential(a.rate, b.rate)
-
-
-@half_precision_in_float32
+@kernel
 def exponential_gamma(rate_a, conc_b, rate_b):
     """KL(Exponential(rate_a) ‖ Gamma(conc_b, rate_b)).
 
@@ -281,18 +263,10 @@ def exponential_gamma(rate_a, conc_b, rate_b):
       >>> round(float(exponential_gamma(1.0, 1.0, 1.0)), 5)
       0.0
     """
-    rate_a, conc_b, rate_b = broadcast_named(
-        "jaxkl.analytic.exponential_gamma", rate_a=rate_a, conc_b=conc_b, rate_b=rate_b
-    )
     return _gamma_kl(jnp.ones_like(rate_a), rate_a, conc_b, rate_b)
 
 
-@register_kl(Exponential, Gamma)
-def _kl_exponential_gamma(a: Exponential, b: Gamma):
-    return exponential_gamma(a.rate, b.concentration, b.rate)
-
-
-@half_precision_in_float32
+@kernel
 def gamma_exponential(conc_a, rate_a, rate_b):
     """KL(Gamma(conc_a, rate_a) ‖ Exponential(rate_b)).
 
@@ -311,18 +285,10 @@ def gamma_exponential(conc_a, rate_a, rate_b):
       >>> round(float(gamma_exponential(1.0, 1.0, 2.0)), 5)  # 1 − log 2
       0.30685
     """
-    conc_a, rate_a, rate_b = broadcast_named(
-        "jaxkl.analytic.gamma_exponential", conc_a=conc_a, rate_a=rate_a, rate_b=rate_b
-    )
     return _gamma_kl(conc_a, rate_a, jnp.ones_like(conc_a), rate_b)
 
 
-@register_kl(Gamma, Exponential)
-def _kl_gamma_exponential(a: Gamma, b: Exponential):
-    return gamma_exponential(a.concentration, a.rate, b.rate)
-
-
-@half_precision_in_float32
+@kernel
 def beta(c1_a, c0_a, c1_b, c0_b):
     """KL(Beta(c1_a, c0_a) ‖ Beta(c1_b, c0_b)); c1 is the exponent of x, c0 of 1 − x.
 
@@ -341,17 +307,9 @@ def beta(c1_a, c0_a, c1_b, c0_b):
       >>> round(float(beta(1.0, 1.0, 2.0, 1.0)), 5)  # 1 − log 2
       0.30685
     """
-    c1_a, c0_a, c1_b, c0_b = broadcast_named(
-        "jaxkl.analytic.beta", c1_a=c1_a, c0_a=c0_a, c1_b=c1_b, c0_b=c0_b
-    )
     conc_a = jnp.stack([c1_a, c0_a], axis=-1)
     conc_b = jnp.stack([c1_b, c0_b], axis=-1)
     return _dirichlet_kl(conc_a, conc_b)
-
-
-@register_kl(Beta, Beta)
-def _kl_beta_beta(a: Beta, b: Beta):
-    return beta(a.concentration1, a.concentration0, b.concentration1, b.concentration0)
 
 
 @half_precision_in_float32
@@ -389,8 +347,3 @@ def dirichlet(conc_a, conc_b):
         )
     conc_a, conc_b = broadcast_named("jaxkl.analytic.dirichlet", conc_a=conc_a, conc_b=conc_b)
     return _dirichlet_kl(conc_a, conc_b)
-
-
-@register_kl(Dirichlet, Dirichlet)
-def _kl_dirichlet_dirichlet(a: Dirichlet, b: Dirichlet):
-    return dirichlet(a.concentration, b.concentration)

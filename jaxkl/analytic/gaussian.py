@@ -8,17 +8,13 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxkl._shapes import as_float, broadcast_named, widen_half
+from jaxkl.analytic._kernel import event_size, kernel
 from jaxkl.analytic._math import (
     div,
     gaussian_scale_kl,
     gaussian_scale_kl_from_log_ratio,
     gaussian_scale_kl_fusible,
 )
-from jaxkl.analytic.registry import register_kl
-from jaxkl.distributions.lognormal import LogNormal
-from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
-from jaxkl.distributions.mvn_tril import MultivariateNormalTriL
-from jaxkl.distributions.normal import Normal
 
 __all__ = ["lognormal", "mvn_diag", "mvn_tril", "normal", "residual_normal"]
 
@@ -178,21 +174,6 @@ def residual_normal(
     return kl.astype(dtype)
 
 
-def _scale_args(d, name: str, suffix: str) -> dict[str, jax.Array]:
-    """``{name+suffix: σ}`` or ``{log_name+suffix: log σ}``: the form ``d`` stores."""
-    log = getattr(d, f"_log_{name}")
-    if log is not None:
-        return {f"log_{name}{suffix}": log}
-    return {f"{name}{suffix}": getattr(d, f"_{name}")}
-
-
-@register_kl(Normal, Normal)
-def _kl_normal_normal(a: Normal, b: Normal):
-    return normal(
-        a.loc, loc_b=b.loc, **_scale_args(a, "scale", "_a"), **_scale_args(b, "scale", "_b")
-    )
-
-
 def lognormal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None, log_scale_b=None):
     """KL(LogNormal(loc_a, scale_a) ‖ LogNormal(loc_b, scale_b)).
 
@@ -215,49 +196,6 @@ def lognormal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None
     return _univariate_gaussian(
         "jaxkl.analytic.lognormal", loc_a, scale_a, loc_b, scale_b, log_scale_a, log_scale_b
     )
-
-
-@register_kl(LogNormal, LogNormal)
-def _kl_lognormal_lognormal(a: LogNormal, b: LogNormal):
-    return lognormal(
-        a.loc, loc_b=b.loc, **_scale_args(a, "scale", "_a"), **_scale_args(b, "scale", "_b")
-    )
-
-
-def _event_size(where: str, **arrays) -> int:
-    """The common event size d of ``name=(array, k)``: vectors (k=1) ``[..., d]`` or
-    square matrices (k=2) ``[..., d, d]``; a ``ValueError`` naming every d otherwise."""
-    sizes = {}
-    for name, (x, k) in arrays.items():
-        if x.ndim < k or (k == 2 and x.shape[-1] != x.shape[-2]):
-            want = "[..., d, d]" if k == 2 else "[..., d]"
-            raise ValueError(f"{where}: {name} must have shape {want}; got {x.shape}")
-        sizes[name] = x.shape[-1]
-    if len(set(sizes.values())) > 1:
-        listed = ", ".join(f"{name} has d={d}" for name, d in sizes.items())
-        raise ValueError(f"{where}: event sizes differ: {listed}")
-    return next(iter(sizes.values()))
-
-
-def _broadcast_batch(where: str, **arrays) -> tuple[jax.Array, ...]:
-    """Broadcast the batch axes of ``name=(array, k)`` (all but the last k) explicitly."""
-    batch = {name: x.shape[: x.ndim - k] for name, (x, k) in arrays.items()}
-    try:
-        shape = np.broadcast_shapes(*batch.values())
-    except ValueError:
-        listed = ", ".join(f"{name} {s}" for name, s in batch.items())
-        raise ValueError(f"{where}: batch shapes do not broadcast: {listed}") from None
-    return tuple(
-        jnp.broadcast_to(x, tuple(shape) + x.shape[x.ndim - k :]) for x, k in arrays.values()
-    )
-
-
-def _check_same_event(a, b) -> None:
-    if a.event_shape != b.event_shape:
-        raise ValueError(
-            f"KL({type(a).__name__} ‖ {type(b).__name__}): event sizes differ: "
-            f"a has d={a.event_shape[0]}, b has d={b.event_shape[0]}"
-        )
 
 
 def mvn_diag(
@@ -305,7 +243,7 @@ def mvn_diag(
     arrays = dict(loc_a=loc_a, loc_b=loc_b, **scales)
     names = list(arrays)
     converted = as_float(*arrays.values(), names=names, where=where)
-    _event_size(where, **{n: (x, 1) for n, x in zip(names, converted, strict=True)})
+    event_size(where, **{n: (x, 1) for n, x in zip(names, converted, strict=True)})
     v, dtype = _prepared(where, **dict(zip(names, converted, strict=True)))
     return _mvn_diag_core(
         v["loc_a"],
@@ -324,17 +262,6 @@ def _mvn_diag_core(loc_a, loc_b, scale_a, scale_b, log_scale_a, log_scale_b):
     return jnp.sum(_gaussian_kl(loc_a, loc_b, scale_a, scale_b, log_scale_a, log_scale_b), -1)
 
 
-@register_kl(MultivariateNormalDiag, MultivariateNormalDiag)
-def _kl_mvndiag_mvndiag(a: MultivariateNormalDiag, b: MultivariateNormalDiag):
-    _check_same_event(a, b)
-    return mvn_diag(
-        a.loc,
-        loc_b=b.loc,
-        **_scale_args(a, "scale_diag", "_a"),
-        **_scale_args(b, "scale_diag", "_b"),
-    )
-
-
 def _whitened_kl(m, diag_a, diag_b, y):
     """KL from the whitened quantities M = L_b⁻¹L_a and y = L_b⁻¹(μ_b − μ_a).
 
@@ -350,6 +277,7 @@ def _whitened_kl(m, diag_a, diag_b, y):
     return 0.5 * (jnp.sum(jnp.square(off), (-2, -1)) + jnp.sum(jnp.square(y), -1)) + scale_part
 
 
+@kernel(event_ranks=(1, 2, 1, 2))
 def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
     """KL(N(loc_a, L_a L_aᵀ) ‖ N(loc_b, L_b L_bᵀ)) from lower Cholesky factors L.
 
@@ -388,20 +316,7 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
       C. E. Rasmussen and C. K. I. Williams, *Gaussian Processes for Machine Learning*
       (MIT Press, 2006), appendix A.5 (KL between Gaussians).
     """
-    where = "jaxkl.analytic.mvn_tril"
-    loc_a, scale_tril_a, loc_b, scale_tril_b = as_float(loc_a, scale_tril_a, loc_b, scale_tril_b)
-    spec = dict(
-        loc_a=(loc_a, 1),
-        scale_tril_a=(scale_tril_a, 2),
-        loc_b=(loc_b, 1),
-        scale_tril_b=(scale_tril_b, 2),
-    )
-    _event_size(where, **spec)
-    loc_a, scale_tril_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    (loc_a, scale_tril_a, loc_b, scale_tril_b), dtype = widen_half(
-        loc_a, scale_tril_a, loc_b, scale_tril_b
-    )
-    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b).astype(dtype)
+    return _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b)
 
 
 # Event sizes up to this are solved by the unrolled forward substitution
@@ -492,22 +407,10 @@ def _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b):
     return 0.5 * total + scale_part
 
 
+@kernel(event_ranks=(1, 1, 1, 2), where="KL(MultivariateNormalDiag ‖ MultivariateNormalTriL)")
 def _mvn_diag_tril(loc_a, scale_diag_a, loc_b, scale_tril_b):
     """KL(N(loc_a, diag(s_a²)) ‖ N(loc_b, L_b L_bᵀ)): :func:`mvn_tril` with L_a = diag(s_a)."""
-    where = "KL(MultivariateNormalDiag ‖ MultivariateNormalTriL)"
-    loc_a, scale_diag_a, loc_b, scale_tril_b = as_float(loc_a, scale_diag_a, loc_b, scale_tril_b)
-    spec = dict(
-        loc_a=(loc_a, 1),
-        scale_diag_a=(scale_diag_a, 1),
-        loc_b=(loc_b, 1),
-        scale_tril_b=(scale_tril_b, 2),
-    )
-    _event_size(where, **spec)
-    loc_a, scale_diag_a, loc_b, scale_tril_b = _broadcast_batch(where, **spec)
-    (loc_a, scale_diag_a, loc_b, scale_tril_b), dtype = widen_half(
-        loc_a, scale_diag_a, loc_b, scale_tril_b
-    )
-    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b).astype(dtype)
+    return _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b)
 
 
 @jax.jit
@@ -518,22 +421,10 @@ def _mvn_diag_tril_core(loc_a, scale_diag_a, loc_b, scale_tril_b):
     return _mvn_tril_core(loc_a, scale_diag_a[..., :, None] * eye, loc_b, scale_tril_b)
 
 
+@kernel(event_ranks=(1, 2, 1, 1), where="KL(MultivariateNormalTriL ‖ MultivariateNormalDiag)")
 def _mvn_tril_diag(loc_a, scale_tril_a, loc_b, scale_diag_b):
     """KL(N(loc_a, L_a L_aᵀ) ‖ N(loc_b, diag(s_b²))): the solve by diag(s_b) is division."""
-    where = "KL(MultivariateNormalTriL ‖ MultivariateNormalDiag)"
-    loc_a, scale_tril_a, loc_b, scale_diag_b = as_float(loc_a, scale_tril_a, loc_b, scale_diag_b)
-    spec = dict(
-        loc_a=(loc_a, 1),
-        scale_tril_a=(scale_tril_a, 2),
-        loc_b=(loc_b, 1),
-        scale_diag_b=(scale_diag_b, 1),
-    )
-    _event_size(where, **spec)
-    loc_a, scale_tril_a, loc_b, scale_diag_b = _broadcast_batch(where, **spec)
-    (loc_a, scale_tril_a, loc_b, scale_diag_b), dtype = widen_half(
-        loc_a, scale_tril_a, loc_b, scale_diag_b
-    )
-    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b).astype(dtype)
+    return _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b)
 
 
 @jax.jit
@@ -542,21 +433,3 @@ def _mvn_tril_diag_core(loc_a, scale_tril_a, loc_b, scale_diag_b):
     y = div(loc_b - loc_a, scale_diag_b)
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     return _whitened_kl(m, diag_a, scale_diag_b, y)
-
-
-@register_kl(MultivariateNormalTriL, MultivariateNormalTriL)
-def _kl_mvntril_mvntril(a: MultivariateNormalTriL, b: MultivariateNormalTriL):
-    _check_same_event(a, b)
-    return mvn_tril(a.loc, a.scale_tril, b.loc, b.scale_tril)
-
-
-@register_kl(MultivariateNormalDiag, MultivariateNormalTriL)
-def _kl_mvndiag_mvntril(a: MultivariateNormalDiag, b: MultivariateNormalTriL):
-    _check_same_event(a, b)
-    return _mvn_diag_tril(a.loc, a.scale_diag, b.loc, b.scale_tril)
-
-
-@register_kl(MultivariateNormalTriL, MultivariateNormalDiag)
-def _kl_mvntril_mvndiag(a: MultivariateNormalTriL, b: MultivariateNormalDiag):
-    _check_same_event(a, b)
-    return _mvn_tril_diag(a.loc, a.scale_tril, b.loc, b.scale_diag)

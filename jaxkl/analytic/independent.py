@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 
-from jaxkl.analytic.registry import NoAnalyticKL, kl, register_kl
+from jaxkl.analytic.registry import NoAnalyticKL, kl
 from jaxkl.distributions.independent import Independent
 from jaxkl.distributions.mvn_diag import MultivariateNormalDiag
 from jaxkl.distributions.normal import Normal
@@ -12,7 +12,6 @@ from jaxkl.distributions.normal import Normal
 __all__: list[str] = []
 
 
-@register_kl(Independent, Independent)
 def _kl_independent_independent(a: Independent, b: Independent):
     """KL(Independent(p, n) ‖ Independent(q, n)) = Σ over the n reinterpreted axes of KL(p‖q).
 
@@ -53,13 +52,11 @@ def _as_mvn_diag(d: Independent, other) -> MultivariateNormalDiag:
     )
 
 
-@register_kl(Independent, MultivariateNormalDiag)
 def _kl_independent_mvndiag(a: Independent, b: MultivariateNormalDiag):
     """KL(Independent(Normal, 1) ‖ MultivariateNormalDiag): the same law, its kernel."""
     return kl(_as_mvn_diag(a, b), b)
 
 
-@register_kl(MultivariateNormalDiag, Independent)
 def _kl_mvndiag_independent(a: MultivariateNormalDiag, b: Independent):
     """KL(MultivariateNormalDiag ‖ Independent(Normal, 1)): the same law, its kernel."""
     return kl(a, _as_mvn_diag(b, a))

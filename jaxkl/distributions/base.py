@@ -9,12 +9,13 @@ may be tracers or placeholders.
 
 A subclass declares:
 
-* ``_param_event_ndims``: parameter name -> number of trailing event dimensions of that
-  parameter (``{"loc": 1, "scale_tril": 2}`` for a full-covariance Gaussian). Parameters
-  listed here are converted and broadcast by the base class.
-* ``_constraints``: parameter name -> :class:`jaxkl._checks.Constraint` (finite, > 0 and
-  finite, …). The base class checks each with :func:`jaxkl._checks.require_values`, whose
-  error names the parameter and shows the offending entries. Which parameters may be
+* ``parameters``: parameter name -> :class:`jaxkl.distributions.parameters.Parameter`,
+  its event rank (trailing event dimensions: ``{"loc": real(1), "scale_tril":
+  lower_cholesky()}`` for a full-covariance Gaussian) and its constraints (finite, > 0
+  and finite, …). From this one table the base class converts every parameter to one
+  floating dtype, broadcasts their batch dimensions, and checks each constraint with
+  :func:`jaxkl._checks.require_values`, whose error names the parameter and shows the
+  offending entries (at run time under :func:`jaxkl.checked`). Which parameters may be
   infinite is decided here, per family.
 * ``_check_shapes(self)`` (optional): checks that shapes and sizes agree (the event size
   d of ``loc`` and ``scale_diag``). These always run: a wrong shape gives a wrong number.
@@ -52,9 +53,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import Constraint, require_values
+from jaxkl._checks import require_values
 from jaxkl._keys import as_key
 from jaxkl._shapes import as_float, shape_tuple
+from jaxkl.distributions.parameters import Parameter
 
 __all__ = [
     "NOT_GIVEN",
@@ -169,8 +171,7 @@ class Distribution:
     validate: dataclasses.InitVar[bool] = True
 
     reparameterized: ClassVar[bool] = False
-    _param_event_ndims: ClassVar[Mapping[str, int]] = {}
-    _constraints: ClassVar[Mapping[str, Constraint]] = {}
+    parameters: ClassVar[Mapping[str, Parameter]] = {}
     # What the event axes of parameters are called in messages: d for vectors, K for
     # categories.
     _event_axis_name: ClassVar[str] = "d"
@@ -188,7 +189,7 @@ class Distribution:
 
     def _convert_params(self) -> None:
         # A parameter absent in this form (the other form was given) is None.
-        names = [n for n in self._param_event_ndims if getattr(self, n) is not None]
+        names = [n for n in self.parameters if getattr(self, n) is not None]
         if not names:
             return
         cls = type(self).__name__
@@ -198,7 +199,7 @@ class Distribution:
         values = values if isinstance(values, tuple) else (values,)
         batch_shapes = {}
         for name, value in zip(names, values, strict=True):
-            k = self._param_event_ndims[name]
+            k = self.parameters[name].event_rank
             if value.ndim < k:
                 axes = ", ".join(self._event_axis_name * k)
                 raise ValueError(
@@ -212,7 +213,7 @@ class Distribution:
             listed = ", ".join(f"{public_name(n)} {s}" for n, s in batch_shapes.items())
             raise ValueError(f"{cls}: parameter batch shapes do not broadcast: {listed}") from None
         for name, value in zip(names, values, strict=True):
-            k = self._param_event_ndims[name]
+            k = self.parameters[name].event_rank
             target = tuple(batch) + value.shape[value.ndim - k :]
             if value.shape != target:
                 value = jnp.broadcast_to(value, target)
@@ -222,19 +223,21 @@ class Distribution:
         """Check that the parameters' shapes agree beyond broadcasting (none by default)."""
 
     def _check_values(self) -> None:
-        """Check every parameter given against its entry in ``_constraints``."""
+        """Check every parameter given against the constraints in ``parameters``."""
         cls = type(self).__name__
-        for name, constraint in self._constraints.items():
+        for name, parameter in self.parameters.items():
             value = getattr(self, name)
-            if value is not None:
+            if value is None:
+                continue
+            for constraint in parameter.constraints:
                 require_values(cls, public_name(name), value, constraint=constraint)
 
     # ---------------------------------------------------------------- shapes
     @property
     def batch_shape(self) -> tuple[int, ...]:
-        name = next(iter(self._param_event_ndims))
+        name = next(iter(self.parameters))
         value = getattr(self, name)
-        return tuple(value.shape[: value.ndim - self._param_event_ndims[name]])
+        return tuple(value.shape[: value.ndim - self.parameters[name].event_rank])
 
     @property
     def event_shape(self) -> tuple[int, ...]:
@@ -243,7 +246,7 @@ class Distribution:
     @property
     def dtype(self):
         """Floating dtype of the parameters (and of samples for continuous families)."""
-        return getattr(self, next(iter(self._param_event_ndims))).dtype
+        return getattr(self, next(iter(self.parameters))).dtype
 
     def _check_event(self, x, name: str = "x") -> jax.Array:
         """Assert ``x`` ends with this distribution's event shape (at trace time)."""

@@ -7,9 +7,10 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import NOT_NAN, require_values
+from jaxkl._checks import require_values
 from jaxkl._shapes import as_float
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one
+from jaxkl.distributions.parameters import PROBABILITY, not_nan
 
 __all__ = ["Bernoulli"]
 
@@ -67,18 +68,14 @@ class Bernoulli(Distribution):
     logits: jax.Array
 
     reparameterized = False
-    _param_event_ndims = {"logits": 0}
-
-    _constraints = {"logits": NOT_NAN}
+    parameters = {"logits": not_nan()}
 
     def __init__(self, logits=NOT_GIVEN, *, probs=None, validate=True):
         logits, probs = exactly_one("Bernoulli", "logits", logits, "probs", probs)
         if probs is not None:
             probs = as_float(probs, names=["probs"], where="Bernoulli")
             if validate:
-                require_values(
-                    "Bernoulli", "probs", probs, (probs >= 0) & (probs <= 1), rule="be in [0, 1]"
-                )
+                require_values("Bernoulli", "probs", probs, constraint=PROBABILITY)
             logits = _logit(probs)
         object.__setattr__(self, "logits", logits)
         self.__post_init__(validate)

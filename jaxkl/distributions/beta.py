@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import betainc, digamma, xlog1py, xlogy
 
-from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.gamma import _entropy_part, _log_beta
+from jaxkl.distributions.parameters import positive
 
 __all__ = ["Beta"]
 
@@ -51,9 +51,7 @@ class Beta(Distribution):
     concentration0: jax.Array
 
     reparameterized = True
-    _param_event_ndims = {"concentration1": 0, "concentration0": 0}
-
-    _constraints = {"concentration1": POSITIVE_FINITE, "concentration0": POSITIVE_FINITE}
+    parameters = {"concentration1": positive(), "concentration0": positive()}
 
     def _stacked(self):
         return jnp.stack([self.concentration1, self.concentration0], axis=-1)

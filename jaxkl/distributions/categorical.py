@@ -8,9 +8,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import NOT_NAN_OR_POS_INF, require_values
+from jaxkl._checks import require_values
 from jaxkl._shapes import as_float
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one
+from jaxkl.distributions.parameters import PROBABILITY, category_logits
 
 __all__ = ["Categorical"]
 
@@ -63,8 +64,7 @@ class Categorical(Distribution):
     logits: jax.Array
 
     reparameterized = False
-    _param_event_ndims = {"logits": 1}
-    _constraints = {"logits": NOT_NAN_OR_POS_INF}
+    parameters = {"logits": category_logits()}
     _event_axis_name = "K"
 
     def __init__(self, logits=NOT_GIVEN, *, probs=None, validate=True):
@@ -88,17 +88,6 @@ class Categorical(Distribution):
                 f"Categorical: logits need at least one category (shape [..., K] with K ≥ 1); "
                 f"got shape {self.logits.shape}"
             )
-
-    def _check_values(self):
-        super()._check_values()
-        require_values(
-            "Categorical",
-            "logits",
-            self.logits,
-            jnp.any(self.logits > -jnp.inf, axis=-1, keepdims=True),
-            rule="have at least one entry > -inf in every row (all -inf leaves no "
-            "probability mass)",
-        )
 
     @property
     def num_categories(self) -> int:
@@ -184,7 +173,7 @@ class Categorical(Distribution):
 def _check_simplex(probs) -> None:
     """Entries in [0, 1], rows summing to 1 within √eps; the error shows what fails."""
     where = "Categorical"
-    require_values(where, "probs", probs, (probs >= 0) & (probs <= 1), rule="be in [0, 1]")
+    require_values(where, "probs", probs, constraint=PROBABILITY)
     total = jnp.sum(probs, axis=-1)
     tol = float(np.sqrt(jnp.finfo(probs.dtype).eps))
     require_values(

@@ -8,9 +8,9 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, xlogy
 
-from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.gamma import _entropy_part, _log_beta
+from jaxkl.distributions.parameters import positive
 
 __all__ = ["Dirichlet"]
 
@@ -44,8 +44,7 @@ class Dirichlet(Distribution):
     concentration: jax.Array
 
     reparameterized = True
-    _param_event_ndims = {"concentration": 1}
-    _constraints = {"concentration": POSITIVE_FINITE}
+    parameters = {"concentration": positive(1)}
     _event_axis_name = "K"
 
     def _check_shapes(self):

@@ -7,9 +7,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions._tails import log1mexp
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import positive
 
 __all__ = ["Exponential"]
 
@@ -36,9 +36,7 @@ class Exponential(Distribution):
     rate: jax.Array
 
     reparameterized = True
-    _param_event_ndims = {"rate": 0}
-
-    _constraints = {"rate": POSITIVE_FINITE}
+    parameters = {"rate": positive()}
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import digamma, gammainc, gammaln, xlogy
 
-from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import positive
 
 __all__ = ["Gamma"]
 
@@ -108,9 +108,7 @@ class Gamma(Distribution):
     rate: jax.Array
 
     reparameterized = True
-    _param_event_ndims = {"concentration": 0, "rate": 0}
-
-    _constraints = {"concentration": POSITIVE_FINITE, "rate": POSITIVE_FINITE}
+    parameters = {"concentration": positive(), "rate": positive()}
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape

@@ -8,9 +8,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl.distributions._location_scale import LocationScaleMethods
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import positive, real
 
 __all__ = ["Gumbel"]
 
@@ -43,8 +43,7 @@ class Gumbel(LocationScaleMethods, Distribution):
     scale: jax.Array
 
     reparameterized = True
-    _param_event_ndims = {"loc": 0, "scale": 0}
-    _constraints = {"loc": FINITE, "scale": POSITIVE_FINITE}
+    parameters = {"loc": real(), "scale": positive()}
 
     def _sample(self, key, sample_shape):
         dtype = self.dtype

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import FINITE
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import real
 
 __all__ = ["Mixture"]
 
@@ -59,7 +59,7 @@ class Mixture(Distribution):
     components: Distribution
 
     reparameterized = False
-    _param_event_ndims = {"mixture_logits": 1}
+    parameters = {"mixture_logits": real(1)}
 
     def __post_init__(self, validate: bool):
         if not isinstance(self.components, Distribution):
@@ -91,8 +91,6 @@ class Mixture(Distribution):
             ) from None
         if validate:
             self._check_values()
-
-    _constraints = {"mixture_logits": FINITE}
 
     # ------------------------------------------------------------------ shapes
     @property

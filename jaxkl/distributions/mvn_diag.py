@@ -8,9 +8,9 @@ import math
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl._shapes import as_float
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one, scale_properties
+from jaxkl.distributions.parameters import positive, real
 
 __all__ = ["MultivariateNormalDiag"]
 
@@ -59,8 +59,7 @@ class MultivariateNormalDiag(Distribution):
     _log_scale_diag: jax.Array | None = None
 
     reparameterized = True
-    _param_event_ndims = {"loc": 1, "_scale_diag": 1, "_log_scale_diag": 1}
-    _constraints = {"loc": FINITE, "_scale_diag": POSITIVE_FINITE, "_log_scale_diag": FINITE}
+    parameters = {"loc": real(1), "_scale_diag": positive(1), "_log_scale_diag": real(1)}
 
     def __init__(self, loc, scale_diag=NOT_GIVEN, *, log_scale_diag=None, validate=True):
         where = "MultivariateNormalDiag"

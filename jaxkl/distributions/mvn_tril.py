@@ -7,11 +7,10 @@ import math
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax.scipy.linalg import solve_triangular
 
-from jaxkl._checks import FINITE, require_values
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import lower_cholesky, real
 
 __all__ = ["MultivariateNormalTriL"]
 
@@ -44,8 +43,7 @@ class MultivariateNormalTriL(Distribution):
     scale_tril: jax.Array
 
     reparameterized = True
-    _param_event_ndims = {"loc": 1, "scale_tril": 2}
-    _constraints = {"loc": FINITE, "scale_tril": FINITE}
+    parameters = {"loc": real(1), "scale_tril": lower_cholesky()}
 
     def _check_shapes(self):
         d = self.loc.shape[-1]
@@ -60,19 +58,6 @@ class MultivariateNormalTriL(Distribution):
                 "MultivariateNormalTriL: loc and scale_tril must have the same event size d; "
                 f"got loc [..., {d}] and scale_tril [..., {rows}, {cols}]"
             )
-
-    def _check_values(self):
-        super()._check_values()
-        diag_ok, upper_ok = _value_checks(self.scale_tril)
-        where = "MultivariateNormalTriL"
-        require_values(where, "scale_tril", self.scale_tril, diag_ok, rule="have a diagonal > 0")
-        require_values(
-            where,
-            "scale_tril",
-            self.scale_tril,
-            upper_ok,
-            rule="be lower triangular (entries above the diagonal exactly zero)",
-        )
 
     @property
     def event_shape(self):
@@ -118,16 +103,6 @@ class MultivariateNormalTriL(Distribution):
 
 # Each helper below is one compiled program, so eager use compiles once per shape rather
 # than once per primitive; inside a caller's jit they are inlined.
-@jax.jit
-def _value_checks(scale_tril):
-    """Elementwise masks over scale_tril: (diagonal > 0 or off-diagonal, upper entry == 0
-    or not upper), so that an error can point at the offending entries."""
-    d = scale_tril.shape[-1]
-    diagonal = jnp.broadcast_to(np.eye(d, dtype=bool), scale_tril.shape)
-    upper = jnp.broadcast_to(np.triu(np.ones((d, d), dtype=bool), k=1), scale_tril.shape)
-    return ~diagonal | (scale_tril > 0), ~upper | (scale_tril == 0)
-
-
 @jax.jit
 def _log_prob(loc, scale_tril, x):
     """log N(x; loc, L Lᵀ) for x ``[..., *batch, d]`` with one solve for all leading axes."""

@@ -9,8 +9,8 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, ndtr, ndtri
 
-from jaxkl._checks import FINITE, POSITIVE_FINITE
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, init_location_scale, scale_properties
+from jaxkl.distributions.parameters import positive, real
 
 __all__ = ["Normal"]
 
@@ -57,8 +57,7 @@ class Normal(Distribution):
     _log_scale: jax.Array | None = None
 
     reparameterized = True
-    _param_event_ndims = {"loc": 0, "_scale": 0, "_log_scale": 0}
-    _constraints = {"loc": FINITE, "_scale": POSITIVE_FINITE, "_log_scale": FINITE}
+    parameters = {"loc": real(), "_scale": positive(), "_log_scale": real()}
 
     def __init__(self, loc, scale=NOT_GIVEN, *, log_scale=None, validate=True):
         init_location_scale(self, loc, scale, log_scale, validate)

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import POSITIVE_FINITE
 from jaxkl.analytic._math import log_ratio
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import positive
 
 __all__ = ["Poisson", "poisson_deviance"]
 
@@ -170,9 +170,7 @@ class Poisson(Distribution):
     rate: jax.Array
 
     reparameterized = False
-    _param_event_ndims = {"rate": 0}
-
-    _constraints = {"rate": POSITIVE_FINITE}
+    parameters = {"rate": positive()}
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape

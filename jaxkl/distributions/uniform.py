@@ -7,8 +7,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl._checks import FINITE, require_values
+from jaxkl._checks import require_values
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import real
 
 __all__ = ["Uniform"]
 
@@ -38,9 +39,7 @@ class Uniform(Distribution):
     high: jax.Array
 
     reparameterized = True
-    _param_event_ndims = {"low": 0, "high": 0}
-
-    _constraints = {"low": FINITE, "high": FINITE}
+    parameters = {"low": real(), "high": real()}
 
     def _check_values(self):
         super()._check_values()

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import jaxkl
+from jaxkl.distributions.parameters import Parameter
 from tests.oracles import mc_kl, quad_kl
 
 Diag = jaxkl.MultivariateNormalDiag
@@ -380,7 +381,7 @@ def test_independent_kl_requires_matching_structure():
 @dataclasses.dataclass(frozen=True, eq=False)
 class _NoKLFamily(jaxkl.Distribution):
     loc: jax.Array
-    _param_event_ndims = {"loc": 0}
+    parameters = {"loc": Parameter()}
 
 
 def test_independent_kl_propagates_missing_base_pair():

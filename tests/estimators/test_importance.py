@@ -12,6 +12,7 @@ import pytest
 
 import jaxkl
 from jaxkl.distributions.base import Distribution
+from jaxkl.distributions.parameters import Parameter
 
 R = 200  # replicates, run as a batch: each batch member gets its own draws
 N = 1000  # used wherever possible: every new shape compiles afresh
@@ -31,7 +32,7 @@ class _HalfNormal(Distribution):
     """Test-local half-normal on [0, ∞): q(x) = 0 for x < 0 exercises zero weights."""
 
     scale: jax.Array
-    _param_event_ndims = {"scale": 0}
+    parameters = {"scale": Parameter()}
 
     def log_prob(self, x):
         x, scale = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.scale)
