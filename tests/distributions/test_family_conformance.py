@@ -1,7 +1,8 @@
 """Every family through the same checks, from one table of examples.
 
 Shapes of sample/log_prob/entropy/mean/variance (traced, not compiled); float64 kept
-through every method and log_prob/entropy against scipy.stats in float64; bad parameters
+through every method and log_prob/entropy against scipy.stats in float64, and float32
+within a few roundoffs of scipy; bad parameters
 raising with the parameter's name, eagerly and under ``jaxkl.checked``; the pytree
 round trip through ``jit`` (without retracing), ``vmap`` and ``grad``; sample moments
 within 5 standard errors of ``mean()``/``variance()``. What only one family has (tails,
@@ -209,6 +210,33 @@ def test_float64_is_kept_and_matches_scipy(family):
         np.testing.assert_allclose(log_prob[:, b], want, **tol)
         np.testing.assert_allclose(entropy[b], ref.entropy(), **tol)
         if not family.event_shape:  # scipy's multivariate laws have no mean()/var()
+            np.testing.assert_allclose(mean[b], ref.mean(), **tol)
+            np.testing.assert_allclose(variance[b], ref.var(), **tol)
+
+
+# Float32 is what users run: each method's value within a few float32 roundoffs of
+# scipy's float64 (relative 2e-5, or absolute 2e-5 where the value is near 0, as a
+# log-density or an entropy can be), at the float32 program's own draws.
+@pytest.mark.parametrize("family", FAMILIES, ids=IDS)
+def test_float32_matches_scipy(family):
+    d = _build(family, np.float32)
+    x, *outs = _draw_and_evaluate(d, jax.random.key(0))
+    assert all(out.dtype == jnp.float32 for out in outs)
+    x, (log_prob, entropy, mean, variance) = np.asarray(x, np.float64), map(np.asarray, outs)
+    if family.build is jaxkl.Dirichlet:
+        # scipy wants the simplex to 1e-9; a float32 draw sums to 1 within 1e-7, and
+        # renormalising moves its log-density by far less than the tolerance.
+        x = x / x.sum(-1, keepdims=True)
+    tol = dict(rtol=2e-5, atol=2e-5)
+    for b in range(BATCH[0]):
+        ref = family.scipy(
+            *(np.asarray(p, np.float32)[b].astype(np.float64) for p in family.params)
+        )
+        density = ref.logpmf if hasattr(ref, "logpmf") else ref.logpdf
+        want = np.array([density(xi) for xi in x[:, b]])
+        np.testing.assert_allclose(log_prob[:, b], want, **tol)
+        np.testing.assert_allclose(entropy[b], ref.entropy(), **tol)
+        if not family.event_shape:
             np.testing.assert_allclose(mean[b], ref.mean(), **tol)
             np.testing.assert_allclose(variance[b], ref.var(), **tol)
 
