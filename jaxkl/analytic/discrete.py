@@ -51,11 +51,11 @@ import jax
 import jax.numpy as jnp
 
 from jaxkl._shapes import as_float, broadcast_named, half_precision_in_float32
-from jaxkl.analytic._math import expm1_minus_x
 from jaxkl.analytic.registry import register_kl
 from jaxkl.distributions.bernoulli import Bernoulli
 from jaxkl.distributions.categorical import Categorical
 from jaxkl.distributions.poisson import Poisson, poisson_deviance
+from jaxkl.special import expm1_minus_x
 
 __all__ = ["bernoulli", "bernoulli_poisson", "categorical", "poisson"]
 

@@ -8,8 +8,8 @@ import jax
 import jax.numpy as jnp
 
 from jaxkl._checks import POSITIVE_FINITE
-from jaxkl.distributions._tails import log1mexp
 from jaxkl.distributions.base import Distribution
+from jaxkl.special import log1mexp
 
 __all__ = ["Exponential"]
 
