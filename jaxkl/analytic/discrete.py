@@ -52,8 +52,8 @@ import jax.numpy as jnp
 
 from jaxkl._shapes import as_float, broadcast_named
 from jaxkl.analytic._kernel import kernel
-from jaxkl.analytic._math import expm1_minus_x
 from jaxkl.distributions.poisson import poisson_deviance
+from jaxkl.special import expm1_minus_x
 
 __all__ = ["bernoulli", "bernoulli_poisson", "categorical", "poisson"]
 

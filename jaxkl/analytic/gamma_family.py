@@ -7,10 +7,10 @@ near equal parameters, and along the direction in which all concentrations grow 
 while the mean stays put. Float32 loses every digit there. The kernels below are
 rearrangements into sums of non-negative terms, each computed without cancellation.
 
-Split log Γ(x) = x log x − x + ω(x), where ω(x) = log Γ(x) − x log x + x is convex
-(ω'' = ψ' − 1/x > 0) and varies slowly (ω(x) = −½ log x + O(1) for large x). The
-Bregman divergence of x log x − x is elementary, and what remains is the ω-Bregman
-divergence
+Split log Γ(x) = x log x − x + ω(x), where ω(x) = log Γ(x) − x log x + x
+(:func:`jaxkl.special.log_gamma_remainder`) is convex (ω'' = ψ' − 1/x > 0) and varies
+slowly (ω(x) = −½ log x + O(1) for large x). The Bregman divergence of x log x − x is
+elementary, and what remains is the ω-Bregman divergence
 
     R(a, b) = ω(b) − ω(a) − (b − a) ω'(a)  ≥ 0.
 
@@ -38,7 +38,7 @@ instead of 6.5285 that way).
 Float32 relative error against 50-digit references: ≤ 3e-5 for concentrations
 0.5 … 1.3e8 (largest measured 1.2e-5), float64 ≤ 2e-13
 (``tests/analytic/test_edge_precision.py``). Quotients of parameters go through
-:func:`jaxkl.analytic._math.div` / ``log_ratio``, whose derivatives do not form
+:func:`jaxkl.special.div` / ``log_ratio``, whose derivatives do not form
 1/y², and R's integrand is scaled to stay bounded: equal tiny concentrations give a zero
 gradient, not 0·inf = NaN.
 
@@ -50,17 +50,20 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import digamma, gammaln, polygamma
 
 from jaxkl._shapes import broadcast_named, half_precision_in_float32
 from jaxkl.analytic._kernel import kernel
-from jaxkl.analytic._math import div, expm1_minus_x, log_ratio
-from jaxkl.distributions.gamma import (
-    _HALF_LOG_2PI,
-    _STIRLING_MIN,
-    _stirling_correction,
-    _stirling_correction_grad,
-    _stirling_correction_hess,
+from jaxkl.special import (
+    STIRLING_MIN,
+    div,
+    expm1_minus_x,
+    log_gamma_remainder,
+    log_gamma_remainder_grad,
+    log_ratio,
+    log_ratio_given_difference,
+    scaled_log_gamma_remainder_hess,
+    stirling_correction,
+    stirling_correction_grad,
 )
 
 __all__ = ["beta", "dirichlet", "exponential", "exponential_gamma", "gamma", "gamma_exponential"]
@@ -77,67 +80,6 @@ _GL_W = tuple(float(w / 2.0 * (1.0 - u)) for w, u in zip(_WEIGHTS, _GL_U, strict
 def _h(u):
     """h(u) = u eᵘ − eᵘ + 1 = u·expm1(u) − g(u) ≥ 0 (≈ u²/2 near 0, no cancellation)."""
     return u * jnp.expm1(u) - expm1_minus_x(u)
-
-
-@jax.custom_jvp
-def _log_ratio_d(a, b, d):
-    """log(b / a) for a, b > 0 given d = b − a (formed accurately by the caller).
-
-    The derivative is ḃ/b − ȧ/a; d's own tangent is not used, since d = b − a (for the
-    totals, Σ(bₖ − aₖ) = B − A) is the caller's promise.
-    """
-    q = d / a
-    small = jnp.abs(q) < 0.5
-    return jnp.where(small, jnp.log1p(jnp.where(small, q, 0.0)), log_ratio(b, a))
-
-
-@_log_ratio_d.defjvp
-def _log_ratio_d_jvp(primals, tangents):
-    a, b, d = primals
-    da, db, _ = tangents
-    return _log_ratio_d(a, b, d), db / b - da / a
-
-
-def _omega_hess_scaled(x):
-    """x²·ω″(x) = x²ψ′(x) − x, in (0, 1]: bounded, and so is its derivative.
-
-    ω″(x) alone grows like 1/x² as x → 0 and its derivative like 2/x³, which overflows
-    float32 below x ≈ 1e-13: in R's integral, d²·ω‴ then gave 0·inf = NaN gradients at
-    equal tiny concentrations. Below 1 this is 1 − x + x²ψ′(1 + x) (from
-    ψ′(x) = ψ′(1 + x) + 1/x², no cancellation); from 10 on, ½ + x²δ″(x) (Stirling).
-    """
-    big = x >= _STIRLING_MIN
-    small = x < 1.0
-    xb = jnp.where(big, x, _STIRLING_MIN)
-    xm = jnp.where(big, 2.0, x)
-    # One ψ′ evaluation for both lower branches (ψ′ is the costly part to compile).
-    psi1 = polygamma(1, jnp.where(small, 1.0 + xm, xm))
-    lower = jnp.where(small, 1.0 - xm, -xm) + jnp.square(xm) * psi1
-    return jnp.where(big, 0.5 + jnp.square(xb) * _stirling_correction_hess(xb), lower)
-
-
-def _omega(x):
-    """ω(x) = log Γ(x) − x log x + x; by Stirling, −½ log x + ½ log 2π + δ(x), for x ≥ 10.
-
-    The Stirling form has no x·log x terms to cancel, so ω (of size log x) keeps its
-    relative precision for every x up to the float range.
-    """
-    big = x >= _STIRLING_MIN
-    xb = jnp.where(big, x, _STIRLING_MIN)
-    xs = jnp.where(big, 1.0, x)
-    return jnp.where(
-        big,
-        _HALF_LOG_2PI - 0.5 * jnp.log(xb) + _stirling_correction(xb),
-        gammaln(xs) - xs * jnp.log(xs) + xs,
-    )
-
-
-def _omega_grad(x):
-    """ω'(x) = ψ(x) − log x < 0; by Stirling, −1/(2x) + δ'(x), for x ≥ 10."""
-    big = x >= _STIRLING_MIN
-    xb = jnp.where(big, x, _STIRLING_MIN)
-    xs = jnp.where(big, 1.0, x)
-    return jnp.where(big, _stirling_correction_grad(xb) - 0.5 / xb, digamma(xs) - jnp.log(xs))
 
 
 def _omega_bregman(a, b, d, s):
@@ -158,22 +100,24 @@ def _omega_bregman(a, b, d, s):
     w = jnp.reshape(jnp.asarray(_GL_W, a.dtype), nodes)
     # d²·ω″(x) as (d/x)²·x²ω″(x): both factors bounded (|d/x| ≤ 1/3 on the nodes).
     x = a[..., None] + u * dn[..., None]
-    quad = jnp.sum(w * jnp.square(div(dn[..., None], x)) * _omega_hess_scaled(x), axis=-1)
+    quad = jnp.sum(
+        w * jnp.square(div(dn[..., None], x)) * scaled_log_gamma_remainder_hess(x), axis=-1
+    )
 
-    big = (a >= _STIRLING_MIN) & (b >= _STIRLING_MIN)
-    ab, bb = jnp.where(big, a, _STIRLING_MIN), jnp.where(big, b, _STIRLING_MIN)
+    big = (a >= STIRLING_MIN) & (b >= STIRLING_MIN)
+    ab, bb = jnp.where(big, a, STIRLING_MIN), jnp.where(big, b, STIRLING_MIN)
     db, sb = jnp.where(big, d, 0.0), jnp.where(big, s, 0.0)
     stirling = (
         0.5 * expm1_minus_x(sb)
-        + _stirling_correction(bb)
-        - _stirling_correction(ab)
-        - db * _stirling_correction_grad(ab)
+        + stirling_correction(bb)
+        - stirling_correction(ab)
+        - db * stirling_correction_grad(ab)
     )
     # Far apart with at least one argument below the Stirling range: the definition, with
     # each ω taken in the form that is accurate at its own argument. (Written as
     # log Γ(b) − log Γ(a) − dψ(a) − (b·s − d) it would subtract terms of size a·log a when
     # one argument is large: float32 lost every digit of KL(Beta(1e6, 1e6) ‖ Beta(1, 1)).)
-    direct = _omega(b) - _omega(a) - d * _omega_grad(a)
+    direct = log_gamma_remainder(b) - log_gamma_remainder(a) - d * log_gamma_remainder_grad(a)
     return jnp.where(near, quad, jnp.where(big, stirling, direct))
 
 
@@ -182,7 +126,7 @@ def _omega_bregman(a, b, d, s):
 @jax.jit
 def _gamma_kl(conc_a, rate_a, conc_b, rate_b):
     d = conc_b - conc_a
-    s = _log_ratio_d(conc_a, conc_b, d)
+    s = log_ratio_given_difference(conc_b, conc_a, d)
     # log(μ_a/μ_b) = log(β_b/β_a) − log(α_b/α_a); both logs are accurate near 0.
     u = log_ratio(rate_b, rate_a) - s
     return conc_b * expm1_minus_x(u) + _omega_bregman(conc_a, conc_b, d, s)
@@ -192,9 +136,9 @@ def _gamma_kl(conc_a, rate_a, conc_b, rate_b):
 def _dirichlet_kl(conc_a, conc_b):
     """KL between Dirichlets over the last axis of equal-shape [..., K] arrays."""
     d = conc_b - conc_a
-    s = _log_ratio_d(conc_a, conc_b, d)
+    s = log_ratio_given_difference(conc_b, conc_a, d)
     total_a, total_b, total_d = (jnp.sum(v, axis=-1, keepdims=True) for v in (conc_a, conc_b, d))
-    total_s = _log_ratio_d(total_a, total_b, total_d)
+    total_s = log_ratio_given_difference(total_b, total_a, total_d)
     mean_term = jnp.sum(total_b * div(conc_a, total_a) * _h(s - total_s), axis=-1)
     per_category = jnp.sum(_omega_bregman(conc_a, conc_b, d, s), axis=-1)
     total = _omega_bregman(total_a, total_b, total_d, total_s)[..., 0]

@@ -8,13 +8,13 @@ import numpy as np
 from jax.scipy.linalg import solve_triangular
 
 from jaxkl._shapes import as_float, broadcast_named, widen_half
-from jaxkl.analytic._kernel import event_size, kernel
-from jaxkl.analytic._math import (
-    div,
+from jaxkl.analytic._gaussian_scale import (
     gaussian_scale_kl,
     gaussian_scale_kl_from_log_ratio,
     gaussian_scale_kl_fusible,
 )
+from jaxkl.analytic._kernel import event_size, kernel
+from jaxkl.special import div
 
 __all__ = ["lognormal", "mvn_diag", "mvn_tril", "normal", "residual_normal"]
 
@@ -80,13 +80,13 @@ def normal(loc_a, scale_a=None, loc_b=None, scale_b=None, *, log_scale_a=None, l
 
     KL = ½((μ_a − μ_b)/σ_b)² + ½(r² − 1) − log r,  r = σ_a/σ_b,
     the textbook ½(σ_a²/σ_b² + (μ_a−μ_b)²/σ_b² − 1) + log(σ_b/σ_a) with the scale part
-    evaluated by :func:`jaxkl.analytic._math.gaussian_scale_kl`, which keeps full
+    evaluated by :func:`jaxkl.analytic._gaussian_scale.gaussian_scale_kl`, which keeps full
     precision in float32 for scale ratios from 1e-6 to 1e6 and near 1 (as written, the
     textbook form loses every digit as σ_a → σ_b).
 
     Each scale may be given as its log instead (``log_scale_a``, ``log_scale_b``). Then
     the scale part is ½(e^{2t} − 1 − 2t) with t = log σ_a − log σ_b formed by one
-    subtraction (:func:`jaxkl.analytic._math.gaussian_scale_kl_from_log_ratio`), which
+    subtraction (:func:`jaxkl.analytic._gaussian_scale.gaussian_scale_kl_from_log_ratio`), which
     keeps float32's relative precision for t from 1e-8 to 10 where exponentiating first
     would round the ratio to 1 (tests/analytic/test_log_scale.py, against 50 digits).
 
@@ -129,7 +129,7 @@ def residual_normal(
 
     KL = ½(Δμ²/σ_p² + Δσ²) − ½ − log Δσ — the ordinary Gaussian KL with the posterior
     written relative to the prior (Vahdat & Kautz 2020, eq. 2). Its scale part
-    ½(Δσ² − 1) − log Δσ is evaluated by :func:`jaxkl.analytic._math.gaussian_scale_kl`,
+    ½(Δσ² − 1) − log Δσ is evaluated by :func:`jaxkl.analytic._gaussian_scale.gaussian_scale_kl`,
     which stays accurate in float32 as Δσ → 1 and Δμ → 0, where the textbook form cancels
     catastrophically.
 
@@ -269,7 +269,7 @@ def _whitened_kl(m, diag_a, diag_b, y):
 
     With M lower triangular, Mᵢᵢ = rᵢ = L_aᵢᵢ/L_bᵢᵢ and log det M = Σ log rᵢ:
     ½(‖M‖_F² − d) − log det M = ½ Σ_{i>j} Mᵢⱼ² + Σᵢ (½(rᵢ² − 1) − log rᵢ). Every term is
-    ≥ 0 and none cancels (the last by :func:`jaxkl.analytic._math.gaussian_scale_kl`),
+    ≥ 0 and none cancels (the last by :func:`jaxkl.analytic._gaussian_scale.gaussian_scale_kl`),
     unlike ½(‖M‖_F² − d) − log det M evaluated as written.
     """
     off = jnp.tril(m, -1)
@@ -371,9 +371,9 @@ def _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b):
     above row c of column c are exactly 0 and skipped, as are their zero products), then
     ½(Σ_{i>c} xᵢ² + ‖y‖²) + Σᵢ (½(rᵢ² − 1) − log rᵢ). Division is by a multiplication with
     the reciprocal (one more rounding: xᵢ within ~1 ulp of the trsm's) and the scale part
-    is :func:`jaxkl.analytic._math.gaussian_scale_kl_fusible`, because XLA:CPU fuses all of
-    this into one loop over the batch only without multi-use divisions (derivatives come
-    from the trsm path, :func:`_tril_kl_small`). One batch member's
+    is :func:`jaxkl.analytic._gaussian_scale.gaussian_scale_kl_fusible`, because XLA:CPU
+    fuses all of this into one loop over the batch only without multi-use divisions
+    (derivatives come from the trsm path, :func:`_tril_kl_small`). One batch member's
     work is ~d³/3 scalar operations in registers instead of a LAPACK call: 7–30× faster
     than the trsm for d ≤ 16 on the 2-core CPU (experiments/throughput.py, analytic
     section); compile time grows as d³ (≈ 2 s at d = 16, hence the limit).

@@ -9,13 +9,13 @@ import jax.numpy as jnp
 from jax import lax
 from jax.scipy.special import gammaln
 
-from jaxkl.analytic import _double_float as double_float
 from jaxkl.analytic._kernel import kernel
-from jaxkl.analytic._math import (
+from jaxkl.special import (
     ZETA_MINUS_1,
     div,
+    double_float,
     expm1_minus_x,
-    horner_from_x2,
+    horner,
     log_ratio,
     series_radius,
 )
@@ -38,7 +38,8 @@ def _lgamma_plus_euler(r, eps, t):
     log Γ(1 + r) − log r, which stays finite and exact where r itself underflows.
     """
     small = jnp.abs(eps) < series_radius(eps)
-    series = horner_from_x2(_LGAMMA1P_COEFFS, jnp.where(small, eps, 0.0))
+    eps_small = jnp.where(small, eps, 0.0)
+    series = horner(_LGAMMA1P_COEFFS, eps_small) * eps_small * eps_small
     below = r < 1.0
     log_gamma_r = jnp.where(below, gammaln(1.0 + r) - t, gammaln(jnp.where(below, 1.0, r)))
     return jnp.where(small, series, log_gamma_r + EULER_GAMMA * eps)
@@ -100,7 +101,7 @@ def gumbel(loc_a, scale_a, loc_b, scale_b):
     terms would cancel (w → 0, r → 1). γ is Euler's constant. Both parts are exactly 0 at
     a = b. KL ≈ e^w takes w's absolute error as its relative error, while w's terms reach
     ~1e7 (r = 1e6); so w and the second part are refined in double-float arithmetic
-    (``jaxkl.analytic._double_float``, no gradient through it), and the result keeps the
+    (``jaxkl.special.double_float``, no gradient through it), and the result keeps the
     working precision whatever the scale ratio and offset.
 
     Args:

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 from jax.scipy.special import betainc, digamma, xlog1py, xlogy
 
 from jaxkl.distributions.base import Distribution
-from jaxkl.distributions.gamma import _entropy_part, _log_beta
 from jaxkl.distributions.parameters import positive
+from jaxkl.special import log_beta, standard_gamma_entropy
 
 __all__ = ["Beta"]
 
@@ -73,7 +73,7 @@ class Beta(Distribution):
             jnp.asarray(x, self.dtype),
             self.concentration1,
             self.concentration0,
-            _log_beta(self._stacked()),
+            log_beta(self._stacked()),
         )
         inside = (x >= 0) & (x <= 1)
         # Double where: the log terms are NaN outside [0, 1] and would poison gradients.
@@ -90,7 +90,8 @@ class Beta(Distribution):
         """
         a, b = self.concentration1, self.concentration0
         total = a + b
-        return _entropy_part(a) + _entropy_part(b) - _entropy_part(total) - digamma(total)
+        e = standard_gamma_entropy
+        return e(a) + e(b) - e(total) - digamma(total)
 
     def mean(self):
         """a / (a + b), ``batch_shape``."""

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 from jax.scipy.special import digamma, xlogy
 
 from jaxkl.distributions.base import Distribution
-from jaxkl.distributions.gamma import _entropy_part, _log_beta
 from jaxkl.distributions.parameters import positive
+from jaxkl.special import log_beta, standard_gamma_entropy
 
 __all__ = ["Dirichlet"]
 
@@ -77,7 +77,7 @@ class Dirichlet(Distribution):
         # Double where: xlogy is NaN for negative x and would poison gradients.
         xs = jnp.where((x >= 0) & (x <= 1), x, 0.5)
         unnormalised = jnp.sum(xlogy(conc - 1.0, xs), axis=-1)
-        lp = unnormalised - jnp.broadcast_to(_log_beta(self.concentration), unnormalised.shape)
+        lp = unnormalised - jnp.broadcast_to(log_beta(self.concentration), unnormalised.shape)
         return jnp.where(inside, lp, -jnp.inf)
 
     def entropy(self):
@@ -89,9 +89,8 @@ class Dirichlet(Distribution):
         conc = self.concentration
         total = jnp.sum(conc, axis=-1)
         k = conc.shape[-1]
-        return (
-            jnp.sum(_entropy_part(conc), axis=-1) - _entropy_part(total) - (k - 1) * digamma(total)
-        )
+        e = standard_gamma_entropy
+        return jnp.sum(e(conc), axis=-1) - e(total) - (k - 1) * digamma(total)
 
     def mean(self):
         """aₖ / a₀, ``[..., K]``."""

@@ -7,9 +7,9 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from jaxkl.distributions._tails import log1mexp
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive
+from jaxkl.special import log1mexp
 
 __all__ = ["Exponential"]
 

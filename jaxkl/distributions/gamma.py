@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.special import digamma, gammainc, gammaln, xlogy
+from jax.scipy.special import gammainc, gammaln, xlogy
 
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive
+from jaxkl.special import standard_gamma_entropy
 
 __all__ = ["Gamma"]
 
@@ -137,7 +137,7 @@ class Gamma(Distribution):
         For α ≥ 10 the α·log α parts cancel analytically (Stirling series), so large
         concentrations keep full relative precision in float32.
         """
-        return _entropy_part(self.concentration) - jnp.log(self.rate)
+        return standard_gamma_entropy(self.concentration) - jnp.log(self.rate)
 
     def mean(self):
         """α / β, ``batch_shape``."""
@@ -161,106 +161,3 @@ class Gamma(Distribution):
     def log_cdf(self, x):
         """log of :meth:`cdf` (−inf where the CDF underflows, below ~1e-38 in float32)."""
         return jnp.log(self.cdf(x))
-
-
-# ---------------------------------------------------------------------------------------
-# Log-gamma pieces shared by Gamma, Beta and Dirichlet. Their textbook formulas subtract
-# terms of size x·log x to get results of size log x; for large concentrations the
-# Stirling series below does that subtraction analytically instead of in floating point.
-
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-# From this argument on, the Stirling series truncated after 7 terms is off by < 1e-16.
-_STIRLING_MIN = 10.0
-# B_2k / (2k (2k − 1)) for k = 1..7: the coefficients of x^−(2k−1) in the correction.
-_STIRLING = (
-    1.0 / 12.0,
-    -1.0 / 360.0,
-    1.0 / 1260.0,
-    -1.0 / 1680.0,
-    1.0 / 1188.0,
-    -691.0 / 360360.0,
-    1.0 / 156.0,
-)
-
-
-def _stirling_correction(x):
-    """δ(x) = log Γ(x) − (x − ½) log x + x − ½ log 2π, for x ≥ 10 only."""
-    inv = 1.0 / x
-    inv2 = jnp.square(inv)
-    acc = 0.0
-    for c in reversed(_STIRLING):
-        acc = acc * inv2 + c
-    return acc * inv
-
-
-def _stirling_correction_grad(x):
-    """δ'(x) = ψ(x) − log x + 1/(2x), for x ≥ 10 only."""
-    inv2 = jnp.square(1.0 / x)
-    acc = 0.0
-    for k, c in reversed(list(enumerate(_STIRLING, start=1))):
-        acc = acc * inv2 - (2 * k - 1) * c
-    return acc * inv2
-
-
-def _stirling_correction_hess(x):
-    """δ''(x) = ψ'(x) − 1/x − 1/(2x²), for x ≥ 10 only."""
-    inv = 1.0 / x
-    inv2 = jnp.square(inv)
-    acc = 0.0
-    for k, c in reversed(list(enumerate(_STIRLING, start=1))):
-        acc = acc * inv2 + (2 * k - 1) * (2 * k) * c
-    return acc * inv2 * inv
-
-
-# Compiled as whole programs so that eager calls do not dispatch dozens of small ops.
-@jax.jit
-def _entropy_part(x):
-    """e(x) = log Γ(x) − (x − 1) ψ(x) + x, accurate for large x as well.
-
-    The entropies of the family are sums of this term: H(Gamma(α, β)) = e(α) − log β and
-    H(Dirichlet(a)) = Σₖ e(aₖ) − e(Σa) − (K − 1) ψ(Σa). By Stirling,
-    e(x) = ½ log x + ½ log 2π + ½ − 1/(2x) + δ(x) − (x − 1) δ'(x), which is what is
-    evaluated for x ≥ 10, where the direct form loses ~log10(x) digits.
-    """
-    big = x >= _STIRLING_MIN
-    xb = jnp.where(big, x, _STIRLING_MIN)  # double where: keep δ's x^−13 finite
-    stirling = (
-        0.5 * jnp.log(xb)
-        + (_HALF_LOG_2PI + 0.5)
-        - 0.5 / xb
-        + _stirling_correction(xb)
-        - (xb - 1.0) * _stirling_correction_grad(xb)
-    )
-    xs = jnp.where(big, 1.0, x)
-    direct = gammaln(xs) - (xs - 1.0) * digamma(xs) + xs
-    return jnp.where(big, stirling, direct)
-
-
-@jax.jit
-def _log_beta(conc):
-    """log B(a) = Σₖ log Γ(aₖ) − log Γ(Σₖ aₖ) over the last axis of ``conc`` [..., K].
-
-    With a_m the largest entry and r = Σ_{k≠m} aₖ, the difference log Γ(a_m) − log Γ(a_m + r)
-    cancels catastrophically when a_m is large. For a_m ≥ 10 it is evaluated by Stirling
-    as −r log a_m − (a_m + r − ½) log1p(r / a_m) + r + δ(a_m) − δ(a_m + r), which keeps
-    full precision, e.g. for B(0.1, 10⁶) in float32 (the idea of ``algdiv`` in
-    Didonato & Morris, Algorithm 708).
-    """
-    k = conc.shape[-1]
-    is_max = jax.nn.one_hot(jnp.argmax(conc, axis=-1), k, dtype=bool)
-    top = jnp.max(conc, axis=-1)
-    rest = jnp.sum(jnp.where(is_max, 0.0, conc), axis=-1)
-    lgamma_rest = jnp.sum(jnp.where(is_max, 0.0, gammaln(conc)), axis=-1)
-    big = top >= _STIRLING_MIN
-    tb = jnp.where(big, top, _STIRLING_MIN)
-    total = tb + rest
-    stirling = (
-        -rest * jnp.log(tb)
-        - (total - 0.5) * jnp.log1p(rest / tb)
-        + rest
-        + _stirling_correction(tb)
-        - _stirling_correction(total)
-    )
-    ts = jnp.where(big, 1.0, top)
-    direct = gammaln(ts) - gammaln(ts + rest)
-    return lgamma_rest + jnp.where(big, stirling, direct)

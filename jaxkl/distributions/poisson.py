@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl.analytic._math import log_ratio
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive
+from jaxkl.special import HALF_LOG_2PI, horner, log_ratio, stirling_correction
 
 __all__ = ["Poisson", "poisson_deviance"]
 
@@ -60,23 +60,14 @@ def _stirlerr_table(n: int) -> np.ndarray:
     return np.array(out)
 
 
+# stirlerr(k) is Stirling's correction δ(k) (log k! = log Γ(k) + log k), summed from its
+# series from k = 16 on.
 _STIRLERR_TABLE_SIZE = 16
 _STIRLERR = _stirlerr_table(_STIRLERR_TABLE_SIZE)
-# stirlerr(k) = 1/(12k) − 1/(360k³) + 1/(1260k⁵) − 1/(1680k⁷) + 1/(1188k⁹) − …; for k ≥ 16
-# the first omitted term is below 1e-16.
-_STIRLERR_SERIES = (1.0 / 12.0, -1.0 / 360.0, 1.0 / 1260.0, -1.0 / 1680.0, 1.0 / 1188.0)
 # (1 + (t − 1)e^t) / t² = Σ_{n≥2} (n − 1) t^{n−2} / n!, for D(x, λ) = λ·(1 + (t − 1)e^t),
 # t = log(x/λ); truncated after t^17 its relative error is below 1e-18 for |t| < ½.
 _DEVIANCE_SERIES = tuple((n - 1.0) / math.factorial(n) for n in range(2, 18))
 _DEVIANCE_SERIES_RADIUS = 0.5
-_HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
-
-
-def _horner(x, coeffs):
-    acc = jnp.full_like(x, coeffs[-1])
-    for c in reversed(coeffs[:-1]):
-        acc = acc * x + c
-    return acc
 
 
 def _stirlerr(k):
@@ -84,8 +75,7 @@ def _stirlerr(k):
     in_table = k < _STIRLERR_TABLE_SIZE
     table = jnp.asarray(_STIRLERR, k.dtype)[jnp.where(in_table, k, 0).astype(jnp.int32)]
     big = jnp.where(in_table, _STIRLERR_TABLE_SIZE, k)
-    inv2 = 1.0 / jnp.square(big)
-    return jnp.where(in_table, table, _horner(inv2, _STIRLERR_SERIES) / big)
+    return jnp.where(in_table, table, stirling_correction(big))
 
 
 def poisson_deviance(x, rate):
@@ -109,7 +99,7 @@ def poisson_deviance(x, rate):
     near = jnp.abs(t) < _DEVIANCE_SERIES_RADIUS
     tn = jnp.where(near, t, 0.0)
     tf = jnp.where(near, 1.0, t)
-    series = rate * tn * tn * _horner(tn, _DEVIANCE_SERIES)
+    series = rate * tn * tn * horner(_DEVIANCE_SERIES, tn)
     direct = xs * tf - (xs - rate)
     return jnp.where(positive, jnp.where(near, series, direct), jnp.where(x == 0, rate, jnp.nan))
 
@@ -135,9 +125,7 @@ def _entropy_by_sum(rate):
 
 def _entropy_asymptotic(rate):
     t = 1.0 / rate
-    series = jnp.zeros_like(t)
-    for c in reversed(_ASYMPTOTIC):
-        series = (series + c) * t
+    series = horner(_ASYMPTOTIC, t) * t
     return _HALF_LOG_2PI_E + 0.5 * jnp.log(rate) + series
 
 
@@ -188,7 +176,7 @@ class Poisson(Distribution):
         x, rate = jnp.broadcast_arrays(jnp.asarray(x, self.dtype), self.rate)
         valid = (x >= 0) & (x == jnp.floor(x)) & jnp.isfinite(x)
         k = jnp.where(valid & (x > 0), x, 1.0)
-        log_p = -_HALF_LOG_2PI - 0.5 * jnp.log(k) - _stirlerr(k) - poisson_deviance(k, rate)
+        log_p = -HALF_LOG_2PI - 0.5 * jnp.log(k) - _stirlerr(k) - poisson_deviance(k, rate)
         return jnp.where(valid, jnp.where(x > 0, log_p, -rate), -jnp.inf)
 
     def entropy(self):

@@ -21,9 +21,9 @@ from jax.scipy.special import digamma
 
 from jaxkl._checks import require
 from jaxkl._shapes import as_float
-from jaxkl.analytic._math import log_ratio
 from jaxkl.estimators import _knn_tree
 from jaxkl.estimators.estimate import Estimate
+from jaxkl.special import log_ratio
 
 __all__ = ["knn_kl"]
 

@@ -11,6 +11,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from jaxkl._shapes import as_float
+from jaxkl.special import log1mexp, log_abs_expm1
 
 __all__ = ["pareto_khat", "psis_smooth", "tail_khat", "tail_length"]
 
@@ -22,23 +23,11 @@ _PRIOR_STRENGTH = 10.0
 _PRIOR_MEAN = 0.5
 # Below this many tail points no fit is attempted (k̂ = +inf: reliability cannot be shown).
 _MIN_TAIL = 5
-_LOG_HALF = math.log(0.5)
 
 
 def tail_length(num_samples: int) -> int:
     """M = ⌈min(S/5, 3√S)⌉, the number of largest weights PSIS fits (Vehtari et al. 2024)."""
     return math.ceil(min(num_samples / 5.0, 3.0 * math.sqrt(num_samples)))
-
-
-def _log1mexp(a):
-    """log(1 − eᵃ) for a ≤ 0, accurate at both ends (Mächler 2012); log1mexp(0) = −inf."""
-    return jnp.where(a > _LOG_HALF, jnp.log(-jnp.expm1(a)), jnp.log1p(-jnp.exp(a)))
-
-
-def _log_abs_expm1(u):
-    """log|eᵘ − 1| without overflow for large u; −inf at u = 0."""
-    pos = u > 0
-    return jnp.where(pos, u + _log1mexp(-jnp.where(pos, u, 0.0)), _log1mexp(jnp.minimum(u, 0.0)))
 
 
 def _log1p_times(log_y, g_positive, log_abs_g):
@@ -48,7 +37,7 @@ def _log1p_times(log_y, g_positive, log_abs_g):
     for g < 0, y·|g| < 1 and it is log(1 − y|g|). y = 0 or g = 0 gives 0 in either branch.
     """
     la = log_y + log_abs_g
-    return jnp.where(g_positive, jnp.logaddexp(0.0, la), _log1mexp(jnp.minimum(la, 0.0)))
+    return jnp.where(g_positive, jnp.logaddexp(0.0, la), log1mexp(jnp.minimum(la, 0.0)))
 
 
 def _grid_log_s(n: int, dtype) -> jax.Array:
@@ -88,7 +77,7 @@ def _zhang_stephens_fit(log_y, grid_log_s):
 
     u = grid_log_s - log_q  # [m]
     g_pos = u > 0
-    log_abs_g = _log_abs_expm1(u)
+    log_abs_g = log_abs_expm1(u)
     terms = _log1p_times(log_y[None, :], g_pos[:, None], log_abs_g[:, None])  # [m, n]
     xi = jnp.mean(terms, axis=-1)  # [m], same sign as g
 
@@ -134,7 +123,7 @@ def _khat_1d(lw, m_tail: int, prior_adjustment: bool, log_space: bool = True):
     above = tail > log_u
     if log_space:
         # log(w − u) = log w + log(1 − u/w); exact ties (and −inf weights) give exceedance 0.
-        log_x = jnp.where(above, tail + _log1mexp(jnp.where(above, log_u - tail, -1.0)), -jnp.inf)
+        log_x = jnp.where(above, tail + log1mexp(jnp.where(above, log_u - tail, -1.0)), -jnp.inf)
     else:
         # Raw values: the exceedance t − u is formed directly (exact for close values).
         log_x = jnp.where(above, jnp.log(jnp.where(above, tail - log_u, 1.0)), -jnp.inf)
@@ -351,7 +340,7 @@ def _smooth_1d(lw, m_tail: int):
     top = jax.lax.optimization_barrier(top)
     tail, log_u = top[:m_tail], top[m_tail]
     above = tail > log_u
-    log_x = jnp.where(above, tail + _log1mexp(jnp.where(above, log_u - tail, -1.0)), -jnp.inf)
+    log_x = jnp.where(above, tail + log1mexp(jnp.where(above, log_u - tail, -1.0)), -jnp.inf)
     no_tail = ~jnp.isfinite(log_x[0])
     log_x0 = jnp.where(no_tail, 0.0, log_x[0])
     log_y = (log_x - log_x0).at[0].set(0.0)

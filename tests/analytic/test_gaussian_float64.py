@@ -14,7 +14,7 @@ import pytest
 from scipy.linalg import solve_triangular
 
 import jaxkl
-from jaxkl.analytic._math import gaussian_scale_kl_fusible
+from jaxkl.analytic._gaussian_scale import gaussian_scale_kl_fusible
 
 _CTX = decimal.Context(prec=40)
 

@@ -30,6 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from jaxkl.special.series import horner
+from jaxkl.special.stirling import stirling_correction
+
 __all__ = [
     "add",
     "constant",
@@ -126,6 +129,7 @@ _LOG_TABLE_SIZE = {32: 128, 64: 256}
 # Terms of log(1 + u) = u − u²/2 + u³·Σ_{k≥0} (−u)^k/(k + 3) kept in working precision:
 # the first omitted one is < 2⁻⁴⁸ (float32, u < 2⁻⁷) and < 2⁻¹¹⁰ (float64, u < 2⁻⁸).
 _LOG1P_TAIL_TERMS = {32: 4, 64: 11}
+_LOG1P_TAIL = tuple(1.0 / (k + 3) for k in range(max(_LOG1P_TAIL_TERMS.values())))
 
 
 def _width(dtype) -> int:
@@ -179,9 +183,7 @@ def log(x):
     # normal wherever the result is needed: x ≥ 2^127 in float32 means log Γ overflowed).
     u = quotient(_fast_two_sum(m - c, lo * _power_of_two(-k)), c)
     u2 = mul(u, u)
-    tail = jnp.zeros_like(hi)
-    for i in reversed(range(_LOG1P_TAIL_TERMS[_width(dtype)])):
-        tail = tail * (-u[0]) + 1.0 / (i + 3)
+    tail = horner(_LOG1P_TAIL[: _LOG1P_TAIL_TERMS[_width(dtype)]], -u[0])
     log1p_u = add(u, (-0.5 * u2[0], -0.5 * u2[1] + u2[0] * u[0] * tail))
     table_hi, table_lo = _log_table(dtype)
     idx = j.astype(jnp.int32)
@@ -191,13 +193,10 @@ def log(x):
     return add(add(k_ln2, (table_hi[idx], table_lo[idx])), log1p_u)
 
 
-# Stirling: log Γ(z) = (z − ½) log z − z + ½ log 2π + Σ_k B_2k / (2k(2k − 1) z^{2k−1}).
-# Nine terms, from z ≥ 3 in float32 (first omitted term 1.2e-9) and z ≥ 10 in float64
-# (1.4e-19); smaller z are first shifted up by log Γ(z) = log Γ(z + n) − log Π(z + i).
-_STIRLING = (
-    1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156,
-    -3617 / 122400, 43867 / 244188,
-)  # fmt: skip
+# Stirling: log Γ(z) = (z − ½) log z − z + ½ log 2π + δ(z), δ by its first nine terms,
+# from z ≥ 3 in float32 (first omitted term 1.2e-9) and z ≥ 10 in float64 (1.4e-19);
+# smaller z are first shifted up by log Γ(z) = log Γ(z + n) − log Π(z + i).
+_STIRLING_TERMS = 9
 _STIRLING_FROM = {32: 3.0, 64: 10.0}
 _HALF_LOG_2PI = decimal.Decimal("0.918938533204672741780329736405617639861397473637783412817152")
 
@@ -229,14 +228,9 @@ def lgamma_1p(r):
     stacked = [zs, product, mul(product, r)]
     logs = log((jnp.stack([x[0] for x in stacked]), jnp.stack([x[1] for x in stacked])))
     log_zs, log_p, log_rp = ((logs[0][i], logs[1][i]) for i in range(3))
-    y = 1.0 / zs[0]
-    y2 = y * y
-    series = jnp.zeros_like(y)
-    for c in reversed(_STIRLING):
-        series = series * y2 + c
-    series = series * y
+    series = stirling_correction(zs[0], _STIRLING_TERMS)
     half_log_2pi = constant(_HALF_LOG_2PI, dtype)
-    main = mul(add(zs, from_float(jnp.full_like(y, -0.5))), log_zs)
+    main = mul(add(zs, from_float(jnp.full_like(series, -0.5))), log_zs)
     main = add(main, neg(zs))
     main = add(main, (half_log_2pi[0], half_log_2pi[1] + series))
     return add(main, neg(log_p)), add(main, neg(log_rp))
