@@ -50,7 +50,7 @@ def bounds_report(records, targets, cfg) -> list[str]:
             f"{megabytes(sel['xla_temp_bytes']):.0f} MB of temporaries "
             f"({sel['ns_per_element']:.2f} ns/element). So the accurate scale term "
             "½(r² − 1) − log r is written with no compare or select at all "
-            "(`jaxkl.analytic._math.gaussian_scale_kl`: its series and log r − 2s are "
+            "(`jaxkl.analytic._gaussian_scale.gaussian_scale_kl`: its series and log r − 2s are "
             "blended arithmetically), which made the kernel 2.5× faster than the earlier "
             "form with two branches; what remains is one log, three divisions and ~30 "
             "arithmetic ops per coordinate, and at the per-op cost above that, not memory "
