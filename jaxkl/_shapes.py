@@ -25,9 +25,11 @@ __all__ = [
     "HALF_PRECISION",
     "as_float",
     "broadcast_named",
+    "common_float_dtype",
     "half_precision_in_float32",
     "shape_tuple",
     "widen_half",
+    "working_dtype",
 ]
 
 HALF_PRECISION = (jnp.dtype(jnp.float16), jnp.dtype(jnp.bfloat16))
@@ -81,11 +83,24 @@ def as_float(*xs, names=None, where: str = ""):
     if names is None:
         names = [f"argument {i}" for i in range(1, len(xs) + 1)]
     arrays = [_as_real_array(x, where, n) for x, n in zip(xs, names, strict=True)]
-    dtype = jnp.result_type(*arrays)
-    if not jnp.issubdtype(dtype, jnp.floating):
-        dtype = jnp.result_type(float)
+    dtype = common_float_dtype(*arrays)
     out = tuple(a.astype(dtype) if a.dtype != dtype else a for a in arrays)
     return out[0] if len(out) == 1 else out
+
+
+def common_float_dtype(*arrays_or_dtypes):
+    """The float dtype that mixed inputs are cast to: JAX's standard promotion of them,
+    or the default float where that is not a float (ints, bools).
+
+    This is the package's own rule for mixed inputs (float32 with bfloat16 gives float32,
+    an int with a float16 array gives float16), so it is taken under the standard rules
+    whatever the caller configures: under ``jax_numpy_dtype_promotion="strict"`` the
+    lattice has no common type for float32 and float64. The inputs are then cast to it
+    explicitly; no arithmetic mixes dtypes.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        dtype = jnp.result_type(*arrays_or_dtypes)
+        return dtype if jnp.issubdtype(dtype, jnp.floating) else jnp.result_type(float)
 
 
 def half_precision_in_float32(fn):
@@ -173,5 +188,15 @@ def widen_half(*xs):
     then the float32 value rounded once to the input dtype.
     """
     dtype = xs[0].dtype
-    work = jnp.promote_types(dtype, jnp.float32)
+    work = working_dtype(dtype)
     return tuple(x.astype(work) for x in xs), dtype
+
+
+def working_dtype(dtype):
+    """The dtype a kernel computes in for inputs of float ``dtype``: float32 for float16 and
+    bfloat16 (see :func:`widen_half`), ``dtype`` itself otherwise.
+
+    Spelled out rather than promoted with float32: under strict dtype promotion, float64
+    and float32 have no common type.
+    """
+    return jnp.dtype(jnp.float32) if dtype in HALF_PRECISION else jnp.dtype(dtype)

@@ -10,6 +10,10 @@ import pytest
 
 # Implicit rank promotion hides shape bugs; every kernel must broadcast explicitly.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Implicit dtype promotion hides precision bugs (a float64 constant widening a float32
+# kernel, an int array turning a sum into float32): every mix of dtypes is spelled out.
+# Python scalars stay weakly typed and take the array's dtype.
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 
 # The suite is compile-bound: most of its CPU time is XLA compiling programs, many of them
 # identical (the same kernel jitted afresh by another test, the same eager op in both

@@ -47,16 +47,17 @@ def installed(status: dict[str, str], name: str) -> bool:
 
 
 def lenient(fn: Callable) -> Callable:
-    """``fn`` traced under JAX's default rank promotion.
+    """``fn`` traced under JAX's default rank and dtype promotion.
 
-    Peer libraries broadcast arrays of different ranks implicitly; jaxkl's test suite
-    forbids that for jaxkl's own code (``jax_numpy_rank_promotion="raise"``), which must
-    not stop a peer from being measured.
+    Peer libraries broadcast arrays of different ranks and mix dtypes implicitly (TFP's
+    Categorical KL compares int32 with float32); jaxkl's test suite forbids both for
+    jaxkl's own code (``jax_numpy_rank_promotion="raise"``,
+    ``jax_numpy_dtype_promotion="strict"``), which must not stop a peer from being measured.
     """
 
     @functools.wraps(fn)
     def wrapped(*args):
-        with jax.numpy_rank_promotion("allow"):
+        with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
             return fn(*args)
 
     return wrapped

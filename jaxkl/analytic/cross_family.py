@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import digamma, erf, gammaln
 
+from jaxkl._shapes import common_float_dtype
 from jaxkl.analytic._kernel import kernel
 from jaxkl.analytic.gaussian import normal
 from jaxkl.distributions.beta import Beta
@@ -358,4 +359,4 @@ def _infinite_kl(a, b):
             f"jaxkl.kl({type(a).__name__}, {type(b).__name__}): batch shapes do not "
             f"broadcast: {a.batch_shape} and {b.batch_shape}"
         ) from None
-    return jnp.full(shape, jnp.inf, jnp.result_type(a.dtype, b.dtype))
+    return jnp.full(shape, jnp.inf, common_float_dtype(a.dtype, b.dtype))

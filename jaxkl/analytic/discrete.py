@@ -50,7 +50,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from jaxkl._shapes import as_float, broadcast_named
+from jaxkl._shapes import as_float, broadcast_named, working_dtype
 from jaxkl.analytic._kernel import kernel
 from jaxkl.distributions.poisson import poisson_deviance
 from jaxkl.special import expm1_minus_x
@@ -413,7 +413,7 @@ def categorical(logits_a, logits_b):
         raise ValueError("jaxkl.analytic.categorical: logits need at least one category (K ≥ 1)")
     a, b = broadcast_named("jaxkl.analytic.categorical", logits_a=a, logits_b=b)
     dtype = a.dtype
-    work = jnp.promote_types(dtype, jnp.float32)
+    work = working_dtype(dtype)
     batch, num = a.shape[:-1], a.shape[-1]
     chunks = _chunks(num)
     # Rows (and their chunks) on one axis: XLA:CPU runs a 2-D row reduction fastest.

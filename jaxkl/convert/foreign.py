@@ -63,14 +63,16 @@ class ForeignDistribution(Distribution):
         """The dtype of a draw (the libraries differ in where they keep it)."""
         return jax.eval_shape(lambda: self._sample(jax.random.key(0), ())).dtype
 
-    # The foreign code runs under JAX's default rank promotion: jaxkl's own code (and its
-    # test suite) forbids implicit rank promotion, but the libraries rely on it internally.
+    # The foreign code runs under JAX's default rank and dtype promotion: jaxkl's own code
+    # (and its test suite) forbids implicit promotion of either, but the libraries rely on
+    # both internally (numpyro's Bernoulli mixes bool with float, TFP's Categorical int32
+    # with float).
     def _sample(self, key, sample_shape):
-        with jax.numpy_rank_promotion("allow"):
+        with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
             return self._lib.draw(self.inner, key, tuple(sample_shape))
 
     def log_prob(self, x):
-        with jax.numpy_rank_promotion("allow"):
+        with jax.numpy_rank_promotion("allow"), jax.numpy_dtype_promotion("standard"):
             return self.inner.log_prob(x)
 
     def __repr__(self) -> str:

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln, xlogy
 
+from jaxkl._shapes import common_float_dtype
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive
 from jaxkl.special import standard_gamma_entropy
@@ -29,7 +30,7 @@ def standard_gamma(key, alpha: jax.Array) -> jax.Array:
     2018) from ``jax.lax.random_gamma_grad``, attached by a custom JVP so it is computed
     only when something differentiates (first derivatives; higher ones are not exact).
     """
-    alpha = jnp.asarray(alpha, jnp.result_type(alpha, float))
+    alpha = jnp.asarray(alpha, common_float_dtype(alpha))
     alpha_sg = jax.lax.stop_gradient(alpha)
     dtype = alpha_sg.dtype
     boost = alpha_sg < 1.0

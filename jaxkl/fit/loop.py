@@ -118,13 +118,24 @@ def make_step(loss_fn: LossFn, optimizer: optax.GradientTransformation):
     @jax.jit
     def compiled(params, opt_state, key, *args):
         est, grads = _value_and_grad(loss_fn, params, as_key(key), args)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
+        updates, opt_state = _optimizer_update(optimizer, grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, est
 
     def step(params, opt_state, key, *args):
         return compiled(_strong(params), _strong(opt_state), key, *args)
 
     return step
+
+
+def _optimizer_update(optimizer, grads, state, params):
+    """``optimizer.update`` under the standard dtype promotion rules.
+
+    optax's bias correction raises a float decay to the int32 step count (Adam's
+    β^t), a promotion that ``jax_numpy_dtype_promotion="strict"`` rejects: optax's code,
+    so it keeps the rules it was written for, whatever the caller has configured.
+    """
+    with jax.numpy_dtype_promotion("standard"):
+        return optimizer.update(grads, state, params)
 
 
 def fit(
@@ -184,7 +195,7 @@ def fit(
     def body(carry, t):
         prm, state = carry
         est, grads = _value_and_grad(loss_fn, prm, jax.random.fold_in(key, t), args)
-        updates, state = optimizer.update(grads, state, prm)
+        updates, state = _optimizer_update(optimizer, grads, state, prm)
         new = optax.apply_updates(prm, updates)
         metrics = None if metrics_fn is None else metrics_fn(prm, *args)
         return (new, state), (est, prm if trace_params else None, metrics)

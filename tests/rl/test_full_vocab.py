@@ -35,7 +35,7 @@ def test_gradient_is_the_kernels_and_masked_rows_give_exact_zeros():
         return jnp.sum(full_vocab_token_kl(a, B, MASK, rows_per_chunk=chunk))
 
     def per_row(a):
-        return jnp.sum(jaxkl.kl(jaxkl.Categorical(a), jaxkl.Categorical(B)) * MASK)
+        return jnp.sum(jaxkl.kl(jaxkl.Categorical(a), jaxkl.Categorical(B)) * MASK.astype(a.dtype))
 
     want = jax.grad(per_row)(A)
     for chunk in (None, 5):
