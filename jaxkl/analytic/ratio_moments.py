@@ -99,7 +99,9 @@ def _matvec(m, v):
 
 def _covariance(d):
     if isinstance(d, MultivariateNormalDiag):
-        return d.loc, jnp.square(d.scale_diag)[..., None] * jnp.eye(d.event_shape[-1])
+        variance = jnp.square(d.scale_diag)
+        eye = jnp.eye(variance.shape[-1], dtype=variance.dtype)
+        return d.loc, variance[..., None] * eye.reshape((1,) * (variance.ndim - 1) + eye.shape)
     tril = d.scale_tril
     return d.loc, tril @ jnp.swapaxes(tril, -1, -2)
 
@@ -200,6 +202,26 @@ def _pair_mixture_normal(q, p, order):
     return jnp.where(jnp.all(per == jnp.inf, axis=-1), jnp.inf, jnp.nan)
 
 
+def _same_batch_rank(q, p):
+    """``q`` and ``p``, the one with fewer batch axes given leading unit axes.
+
+    The rules combine the two parameter sets elementwise, so their batch axes broadcast;
+    with equal ranks that broadcast is explicit (no implicit rank promotion, which strict
+    callers forbid). Every parameter leaf of a distribution is ``[*batch, *event part]``,
+    so adding leading axes to all of them adds batch axes and nothing else.
+    """
+    extra = len(q.batch_shape) - len(p.batch_shape)
+
+    def pad(d, n):
+        return jax.tree.map(lambda x: jnp.reshape(x, (1,) * n + jnp.shape(x)), d)
+
+    if extra > 0:
+        return q, pad(p, extra)
+    if extra < 0:
+        return pad(q, -extra), p
+    return q, p
+
+
 _RULES: tuple[tuple[type, type, Callable], ...] = (
     (Normal, Normal, _pair_normal),
     (MultivariateNormalDiag, MultivariateNormalDiag, _pair_mvn_diag),
@@ -248,6 +270,7 @@ def log_ratio_moment(q, p, order: float = 2.0) -> jax.Array | None:
     """
     if not isinstance(order, float | int) or order <= 1:
         raise ValueError(f"log_ratio_moment: order must be a number > 1; got {order!r}")
+    q, p = _same_batch_rank(q, p)
     for type_q, type_p, rule in _RULES:
         if isinstance(q, type_q) and isinstance(p, type_p):
             out = rule(q, p, float(order))

@@ -110,3 +110,34 @@ def test_mixture_finiteness_and_unknown_pairs():
     assert log_ratio_moment(jaxkl.Laplace(0.0, 1.0), jaxkl.Normal(0.0, 1.0)) is None
     with pytest.raises(ValueError, match="order"):
         log_ratio_moment(mix, jaxkl.Normal(0.0, 1.0), 1.0)
+
+
+@pytest.mark.parametrize("q_first", [True, False])
+def test_batch_axes_broadcast_without_rank_promotion(q_first):
+    # One side with more batch axes than the other: the value is the one of the explicitly
+    # broadcast pair, under the suite's strict rank promotion (which refused it before).
+    eye = jnp.eye(2)
+    small = [
+        jaxkl.Normal(0.3, 1.0),
+        jaxkl.MultivariateNormalDiag(jnp.zeros(2), jnp.ones(2)),
+        jaxkl.MultivariateNormalTriL(jnp.zeros(2), eye),
+        jaxkl.Gamma(2.0, 1.0),
+        jaxkl.Categorical(jnp.arange(3.0)),
+        jaxkl.Poisson(2.0),
+    ]
+    big = [
+        jaxkl.Normal(jnp.linspace(0.0, 1.0, 6).reshape(2, 3), 1.2),
+        jaxkl.MultivariateNormalDiag(jnp.zeros((3, 2)), jnp.full((3, 2), 1.1)),
+        jaxkl.MultivariateNormalDiag(jnp.ones((3, 2)), jnp.full((3, 2), 1.1)),
+        jaxkl.Gamma(jnp.array([2.5, 3.0, 4.0]), 2.0),
+        jaxkl.Categorical(jnp.zeros((2, 3))),
+        jaxkl.Poisson(jnp.array([1.0, 3.0])),
+    ]
+    for a, b in zip(small, big, strict=True):
+        # The same small distribution with its parameters broadcast to b's batch shape.
+        lead = b.batch_shape[: len(b.batch_shape) - len(a.batch_shape)]
+        wide = jax.tree.map(lambda x, lead=lead: jnp.broadcast_to(x, lead + x.shape), a)
+        q, p, q_wide, p_wide = (a, b, wide, b) if q_first else (b, a, b, wide)
+        got = log_ratio_moment(q, p, 2.0)
+        assert got.shape == b.batch_shape
+        np.testing.assert_array_equal(got, log_ratio_moment(q_wide, p_wide, 2.0))
