@@ -16,9 +16,9 @@ from jax.scipy.special import digamma, gammaln, polygamma
 from jaxkl.special.stirling import (
     HALF_LOG_2PI,
     STIRLING_MIN,
+    scaled_stirling_correction_hess,
     stirling_correction,
     stirling_correction_grad,
-    stirling_correction_hess,
 )
 
 __all__ = [
@@ -74,7 +74,7 @@ def scaled_log_gamma_remainder_hess(x):
     # One ψ′ evaluation for both lower branches (ψ′ is the costly part to compile).
     psi1 = polygamma(1, jnp.where(small, 1.0 + xm, xm))
     lower = jnp.where(small, 1.0 - xm, -xm) + jnp.square(xm) * psi1
-    return jnp.where(big, 0.5 + jnp.square(xb) * stirling_correction_hess(xb), lower)
+    return jnp.where(big, 0.5 + scaled_stirling_correction_hess(xb), lower)
 
 
 # Compiled as whole programs so that eager calls do not dispatch dozens of small ops.

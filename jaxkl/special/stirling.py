@@ -17,6 +17,7 @@ __all__ = [
     "HALF_LOG_2PI",
     "STIRLING_COEFFS",
     "STIRLING_MIN",
+    "scaled_stirling_correction_hess",
     "stirling_correction",
     "stirling_correction_grad",
     "stirling_correction_hess",
@@ -69,6 +70,16 @@ def stirling_correction_hess(x):
     inv = 1.0 / x
     inv2 = jnp.square(inv)
     return horner(_HESS_COEFFS, inv2) * inv2 * inv
+
+
+def scaled_stirling_correction_hess(x):
+    """x²·δ''(x), for x ≥ :data:`STIRLING_MIN` only: finite for every finite x.
+
+    Formed as H(1/x²)/x, never through x² (which overflows float32 from x ≈ 1.8e19) or
+    δ''(x) itself (which underflows to 0 there: the product was inf·0 = NaN).
+    """
+    inv = 1.0 / x
+    return horner(_HESS_COEFFS, jnp.square(inv)) * inv
 
 
 # Term by term: d/dx x^−(2k−1) = −(2k − 1)·x^−2k, d²/dx² x^−(2k−1) = (2k − 1)(2k)·x^−(2k+1).

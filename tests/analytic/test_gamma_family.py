@@ -207,6 +207,23 @@ def test_gamma_large_concentration_same_mean_keeps_float32_precision():
     np.testing.assert_allclose(got, textbook_gamma(c_a, r_a, c_b, r_b), rtol=5e-5)
 
 
+def test_gamma_huge_concentrations_are_finite_in_float32():
+    # Past 1.8e19, where x² overflows float32: the remainder's second derivative term
+    # gave inf·0 = NaN in the value and the gradient. Oracle: 40-digit mpmath.
+    import mpmath as mp
+
+    c_a, c_b = f32(1e20, 1.1e20)
+    with mp.workdps(40):
+        a, b = mp.mpf(float(c_a)), mp.mpf(float(c_b))
+        want = float((a - b) * mp.digamma(a) - mp.loggamma(a) + mp.loggamma(b))
+    got = jaxkl.analytic.gamma(c_a, np.float32(1.0), c_b, np.float32(1.0))
+    np.testing.assert_allclose(float(got), want, rtol=5e-5)
+    grad = jax.grad(jaxkl.analytic.gamma, argnums=(0, 2))(
+        c_a, np.float32(1.0), c_b, np.float32(1.0)
+    )
+    assert all(np.isfinite(g) for g in grad), grad
+
+
 @pytest.mark.parametrize(
     "conc", [[0.3, 0.8], [2.0, 7.0, 1.5], [300.0, 1200.0], [0.05, 40.0, 900.0]]
 )
