@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxkl
-from jaxkl.estimators.knn import _subsample_groups
+from jaxkl.estimators.knn import subsample_groups
 from jaxkl.study import atomic_write_bytes, cell_id, require_config
 from jaxkl.study.calibration import calibration_summary, kl_diag_gaussians
 from jaxkl.study.experiment import Experiment, Outputs
@@ -129,7 +129,7 @@ def run_cell(cfg, name: str, n: int, reps: int, index: int) -> dict[str, Any]:
     run = cfg["runs"][name]
     case = cfg["cases"][run["case"]]
     draws = replicates(case, n, reps, cfg, run["sampler"], index)
-    groups = _subsample_groups(n, n, cfg["k"])
+    groups = subsample_groups(n, n, cfg["k"])
     return {
         "run": name,
         "case": run["case"],

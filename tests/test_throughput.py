@@ -145,7 +145,7 @@ def test_knn_tree_against_scipy_recorded(summary):
     # Every d × n cell: scipy, the tree, the brute force and the search auto takes; the
     # tree's value and stderr equal the brute force's bit for bit and agree with scipy's
     # direct computation.
-    from jaxkl.estimators.knn import _auto_takes_tree
+    from jaxkl.estimators.knn import auto_takes_tree
 
     rows = _section_rows(summary, "knn_tree")
     cfg = summary["config"]["knn_tree"]
@@ -159,7 +159,7 @@ def test_knn_tree_against_scipy_recorded(summary):
         assert tree["value"] == brute["value"] and tree["stderr"] == brute["stderr"]
         assert tree["value"] == pytest.approx(by[d, n, "scipy cKDTree"]["value"], rel=1e-4)
         auto = by[d, n, "jaxkl auto"]
-        assert auto["search"] == ("tree" if _auto_takes_tree(n, d) else "brute")
+        assert auto["search"] == ("tree" if auto_takes_tree(n, d) else "brute")
         assert (auto["vs_fastest_peer"] is None) == (n < cfg["target_min_n"])
     targets = {t["target"]: t for t in summary["results"]["targets"]}
     assert targets["knn ÷ fastest peer, every shape"]["measured"] > 0

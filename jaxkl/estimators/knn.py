@@ -25,7 +25,7 @@ from jaxkl.estimators import _knn_tree
 from jaxkl.estimators.estimate import Estimate
 from jaxkl.special import log_ratio
 
-__all__ = ["knn_kl"]
+__all__ = ["auto_takes_tree", "knn_kl", "subsample_groups"]
 
 # A 1 MiB float32 tile. With the loop order below, 64 × 4096 … 512 × 512 all ran within
 # ~15% of each other on a 2-core CPU (d = 1 and 10, k = 1 and 5); this one was never slow.
@@ -46,8 +46,14 @@ _TREE_MAX_DIM = 7
 _TREE_POINTS_PER_DIM = 1024
 
 
-def _auto_takes_tree(n: int, d: int) -> bool:
-    """Whether ``method="auto"`` searches by the tree on CPU (n points of x, dimension d)."""
+def auto_takes_tree(n: int, d: int) -> bool:
+    """Whether ``knn_kl(method="auto")`` searches by the tree on CPU, for n points of x in
+    dimension d (on accelerators it always takes the brute force).
+
+    Example:
+      >>> auto_takes_tree(100_000, 5), auto_takes_tree(100_000, 10), auto_takes_tree(500, 1)
+      (True, False, False)
+    """
     return d <= _TREE_MAX_DIM and n >= _TREE_POINTS_PER_DIM * (d + 1)
 
 
@@ -244,8 +250,14 @@ def knn_kl(
 _SUBSAMPLES = 10
 
 
-def _subsample_groups(n: int, m: int, k: int) -> int:
-    """G = 10, fewer when n or m is too small for G disjoint problems (< 2: none)."""
+def subsample_groups(n: int, m: int, k: int) -> int:
+    """G, the number of disjoint subsamples behind ``knn_kl``'s standard error (its dof is
+    G − 1): 10, fewer when n or m is too small for G disjoint problems (< 2: none).
+
+    Example:
+      >>> subsample_groups(1000, 1000, 1), subsample_groups(12, 1000, 1)
+      (10, 6)
+    """
     return min(_SUBSAMPLES, n // (k + 1), m // k)
 
 
@@ -260,7 +272,7 @@ def _subsample_stderr(x, y, *, k: int, method: str, row_block: int, col_block: i
     ties: e.g. all of a subsample's x points equal) although the whole sample has one.
     """
     n, m = x.shape[0], y.shape[0]
-    groups = _subsample_groups(n, m, k)
+    groups = subsample_groups(n, m, k)
     if groups < 2:
         return jnp.asarray(jnp.inf, x.dtype), groups
     return _subsample_sd(
@@ -558,7 +570,7 @@ def _search_neighbours(x, y, k: int, method: str, row_block: int, col_block: int
         return brute(x, y)
     if method == "tree":
         return tree(x, y)
-    if not _auto_takes_tree(n, d):
+    if not auto_takes_tree(n, d):
         return brute(x, y)
     # Chosen when the program is lowered for its platform (the device x and y live on, or
     # jit's target): the tree on CPU, the brute force on accelerators.

@@ -52,7 +52,7 @@ def run_knn_tree(cfg: dict[str, Any]) -> dict[str, Any]:
     CPU at that (n, d), with that search's figures: it is what the k-NN target reads.
     ``identical``: the tree's value and stderr equal the brute force's bit for bit.
     """
-    from jaxkl.estimators.knn import _auto_takes_tree
+    from jaxkl.estimators.knn import auto_takes_tree
 
     kc = cfg["knn_tree"]
     rng = np.random.default_rng(cfg["seed"] + 3)
@@ -139,7 +139,7 @@ def run_knn_tree(cfg: dict[str, Any]) -> dict[str, Any]:
                         **common,
                     )
                 )
-            auto = "tree" if _auto_takes_tree(n, d) else "brute"
+            auto = "tree" if auto_takes_tree(n, d) else "brute"
             if auto in times:
                 rows.append(
                     new_row(
