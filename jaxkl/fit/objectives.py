@@ -26,7 +26,7 @@ from jaxkl.distributions.base import Distribution
 from jaxkl.estimators.estimate import Estimate, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.monte_carlo import kl_from_log_probs, mc_kl
 from jaxkl.estimators.psis import pareto_khat
-from jaxkl.estimators.samplers import broadcast_batches, check_num_samples, draw
+from jaxkl.estimators.samplers import Sampler, broadcast_batches, check_num_samples, draw
 
 __all__ = [
     "REVERSE_KL_GRADIENTS",
@@ -50,7 +50,15 @@ def _log_density(p, where: str) -> Callable[[jax.Array], jax.Array]:
     )
 
 
-def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "auto") -> Estimate:
+def reverse_kl(
+    key,
+    q: Distribution,
+    p,
+    num_samples: int,
+    *,
+    gradient: str = "auto",
+    sampler: Sampler | str | None = None,
+) -> Estimate:
     """Reverse KL(q‖p) = E_q[log q(x) − log p(x)] by k1 with x ~ q, for minimising over q.
 
     The value is the k1 estimate (mean of log q − log p over n draws, with its standard
@@ -70,8 +78,9 @@ def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "au
     * ``"auto"`` (default): ``"reparam"`` where q can be reparameterised, else
       ``"score_loo"``.
 
-    This is ``jaxkl.mc_kl(key, q, p, num_samples, estimator="k1", gradient=gradient)``:
-    the same code, so the same diagnostics (dof, ``pareto_k``, ``reliable``).
+    This is ``jaxkl.mc_kl(key, q, p, num_samples, estimator="k1", gradient=gradient,
+    sampler=sampler)``: the same code, so the same diagnostics (dof, ``pareto_k``,
+    ``reliable``).
 
     Args:
       key: typed key, legacy key or int seed.
@@ -81,13 +90,17 @@ def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "au
         gradient unchanged.
       num_samples: n (static).
       gradient: one of ``"auto"``, ``"reparam"``, ``"stl"``, ``"score"``, ``"score_loo"``.
+      sampler: how the draws are made, as in :func:`jaxkl.mc_kl`: ``IID()`` (default),
+        ``Antithetic()`` or ``RQMC(m)`` (or their names): the same expected value and
+        gradient, lower variance for Gaussian q; the stderr and dof come from the
+        independent units. ``"score_loo"`` needs independent draws (IID).
 
     Returns:
       ``Estimate`` with value and stderr of shape ``broadcast(Bq, Bp)``.
 
     Raises:
       ValueError: unknown ``gradient``; a pathwise gradient for a q that is not
-        reparameterised; ``"score_loo"`` with n < 2.
+        reparameterised; ``"score_loo"`` with n < 2 or with dependent draws.
 
     Example:
       >>> import jax, jaxkl
@@ -109,7 +122,7 @@ def reverse_kl(key, q: Distribution, p, num_samples: int, *, gradient: str = "au
             f"got {gradient!r}"
         )
     # One implementation of every gradient estimator, score_loo included: mc_kl's.
-    return mc_kl(key, q, p, num_samples, estimator="k1", gradient=gradient)
+    return mc_kl(key, q, p, num_samples, estimator="k1", gradient=gradient, sampler=sampler)
 
 
 def forward_kl(q: Distribution, x, log_p=None) -> Estimate:
