@@ -418,20 +418,87 @@ def categorical(logits_a, logits_b):
     chunks = _chunks(num)
     # Rows (and their chunks) on one axis: XLA:CPU runs a 2-D row reduction fastest.
     a, b = (x.astype(work).reshape(-1, num // chunks) for x in (a, b))
-    a, b, far, far_kl = _within_kernel_range(a, b, num)
-    kl = jnp.where(far, far_kl, _categorical_kl(a, b, chunks).reshape(far.shape))
+    kl = _categorical_any_range(a, b, num, chunks)
     return kl.reshape(batch).astype(dtype)
 
 
-@partial(jax.jit, static_argnums=(2,))  # one program per shape, not one per operation
+@partial(jax.jit, static_argnums=(2, 3))  # one program per shape, not one per operation
+def _categorical_any_range(a, b, num: int, chunks: int):
+    """The kernel's KL of rows ``[N·C, L]``, shifted first where some logit is too large."""
+    return _categorical_any_range_kl(a, b, num, chunks)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _categorical_any_range_kl(a, b, num: int, chunks: int):
+    # The value: both branches of the lax.cond return the [N] KL, not the logits. A branch
+    # that returned its input arrays unchanged made XLA copy them (about 250 ms for two
+    # [4096, 32 768] float32 arrays, twice the textbook KL's whole time), so the kernel is
+    # traced in each branch instead.
+    def ordinary(a, b):
+        return _categorical_kl(a, b, chunks)
+
+    def shifted(a, b):
+        ra, rb, far, far_kl = _within_kernel_range(a, b, num)
+        return jnp.where(far, far_kl, _categorical_kl(ra, rb, chunks).reshape(far.shape))
+
+    return jax.lax.cond(_needs_shift(a, b), shifted, ordinary, a, b)
+
+
+@_categorical_any_range_kl.defjvp
+def _categorical_any_range_jvp(num, chunks, primals, tangents):
+    # Derivatives through one kernel on logits chosen by the cond: differentiating the
+    # two-branch form above would keep the residuals of both branches (each the size of
+    # the logits), over the memory bound of tests/rl/test_full_vocab.py. Same value.
+    def one_kernel(a, b):
+        rows = a.size // num
+
+        def unchanged(a, b):
+            return a, b, jnp.zeros(rows, bool), jnp.zeros(rows, a.dtype)
+
+        ka, kb, far, far_kl = jax.lax.cond(
+            _needs_shift(a, b), partial(_within_kernel_range, num=num), unchanged, a, b
+        )
+        return jnp.where(far, far_kl, _categorical_kl(ka, kb, chunks).reshape(far.shape))
+
+    return jax.jvp(one_kernel, primals, tangents)
+
+
+def _needs_shift(a, b):
+    """Whether some finite logit's magnitude reaches the kernel's limit (a scalar bool).
+
+    The exact test takes the largest finite |logit|, a select inside a reduction, which
+    takes XLA:CPU off its fast reduction loop (180 ms against 25 ms for 2²⁷ float32
+    logits). It is only run where the select-free bound max|max(x, finfo.min)| ≥ its
+    exact value reaches the limit (a −inf logit makes it reach it).
+    """
+    limit = _kernel_limit(a.dtype)
+
+    def bound(x):
+        return jnp.max(jnp.abs(jnp.maximum(x, jnp.finfo(x.dtype).min)))
+
+    def exact(a, b):
+        def magnitude(x):
+            return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0))
+
+        return jnp.maximum(magnitude(a), magnitude(b)) >= limit
+
+    maybe = jnp.maximum(bound(a), bound(b)) >= limit
+    return jax.lax.cond(maybe, exact, lambda a, b: jnp.zeros((), bool), a, b)
+
+
+def _kernel_limit(dtype) -> float:
+    """finfo.max / 2**40: the largest |logit| the kernel takes (see _within_kernel_range)."""
+    return float(jnp.finfo(dtype).max) * 2.0**-40
+
+
 def _within_kernel_range(a, b, num: int):
-    """Rows shifted by their maximum when some finite logit exceeds the kernel's range.
+    """Rows shifted by their maximum, for logits some of which exceed the kernel's range.
 
     The kernel needs finite logits of magnitude below finfo.max / 2**40 (its +inf flag
     relies on gaps of finite logits staying below finfo.max / 2); the Categorical
     distribution allows any finite logit. The KL does not change when a row is shifted,
-    so when any |logit| passes that bound (checked by one reduction; ``lax.cond`` keeps
-    the shift off the ordinary path) every row is shifted by its largest entry (without
+    so when any |logit| passes that bound (:func:`_needs_shift`; ``lax.cond`` keeps the
+    shift off the ordinary path) every row is shifted by its largest entry (without
     gradient: the KL's derivative in the shift is 0). Entries then lie in [−finfo.max, 0];
     a shift that overflows gives −inf, a probability that is 0 in this dtype anyway. A
     category where a has mass and b's shifted logit lies more than finfo.max / 2 below
@@ -443,46 +510,35 @@ def _within_kernel_range(a, b, num: int):
     :func:`_categorical_direct` computes it; the kernel gets zeros in their place.
 
     ``a, b``: ``[N·C, L]`` (rows as C chunks of ``num // C``; the shift is per row of
-    ``num`` logits). Returns the kernel's ``a, b``, and ``far`` and the direct KL
-    ``[N]`` (``False`` and 0 unless some logit is that large).
+    ``num`` logits). Returns the shifted ``a, b`` for the kernel, and ``far`` and the
+    direct KL ``[N]``.
     """
-    limit = float(jnp.finfo(a.dtype).max) * 2.0**-40
+    limit = _kernel_limit(a.dtype)
 
-    def magnitude(x):
-        return jnp.max(jnp.where(jnp.isfinite(x), jnp.abs(x), 0.0))
+    def by_row_max(x):
+        rows = x.reshape(-1, num)
+        top = jnp.max(rows, axis=-1, keepdims=True)
+        top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
+        return rows - top
 
-    def shifted(a, b):
-        def by_row_max(x):
-            rows = x.reshape(-1, num)
-            top = jnp.max(rows, axis=-1, keepdims=True)
-            top = jax.lax.stop_gradient(jnp.where(jnp.isfinite(top), top, 0.0))
-            return rows - top
-
-        ra, rb = by_row_max(a), by_row_max(b)
-        # Support from the logits before the shift, which may overflow a finite one to −inf.
-        b_support = b.reshape(-1, num) > -jnp.inf
-        mismatch = jnp.any(jnp.isfinite(a.reshape(-1, num)) & ~b_support, axis=-1)
-        # A shifted logit below −limit is a probability that underflows to exactly 0: such
-        # entries of a become −inf (masked) where b has support (else: mismatch, +inf),
-        # and so do b's where a has no mass, which changes no term of the KL and leaves
-        # the kernel only gaps it can take.
-        ra = jnp.where((ra < -limit) & b_support, -jnp.inf, ra)
-        rb = jnp.where((rb < -limit) & (ra == -jnp.inf), -jnp.inf, rb)
-        gap = jnp.where(jnp.isfinite(ra) & jnp.isfinite(rb), jnp.abs(ra - rb), 0.0)
-        # Far rows: a huge finite gap, or a finite logit of a where b's is −inf (+inf).
-        far = jnp.any((gap >= limit) | (jnp.isfinite(ra) & (rb == -jnp.inf)), axis=-1)
-        far = far | mismatch
-        direct = _categorical_direct(*(jnp.where(far[:, None], x, 0.0) for x in (ra, rb)))
-        direct = jnp.where(mismatch, jnp.inf, direct)
-        ra, rb = (jnp.where(far[:, None], 0.0, x).reshape(a.shape) for x in (ra, rb))
-        return ra, rb, far, direct
-
-    def unchanged(a, b):
-        rows = a.size // num
-        return a, b, jnp.zeros(rows, bool), jnp.zeros(rows, a.dtype)
-
-    huge = jnp.maximum(magnitude(a), magnitude(b)) >= limit
-    return jax.lax.cond(huge, shifted, unchanged, a, b)
+    ra, rb = by_row_max(a), by_row_max(b)
+    # Support from the logits before the shift, which may overflow a finite one to −inf.
+    b_support = b.reshape(-1, num) > -jnp.inf
+    mismatch = jnp.any(jnp.isfinite(a.reshape(-1, num)) & ~b_support, axis=-1)
+    # A shifted logit below −limit is a probability that underflows to exactly 0: such
+    # entries of a become −inf (masked) where b has support (else: mismatch, +inf),
+    # and so do b's where a has no mass, which changes no term of the KL and leaves
+    # the kernel only gaps it can take.
+    ra = jnp.where((ra < -limit) & b_support, -jnp.inf, ra)
+    rb = jnp.where((rb < -limit) & (ra == -jnp.inf), -jnp.inf, rb)
+    gap = jnp.where(jnp.isfinite(ra) & jnp.isfinite(rb), jnp.abs(ra - rb), 0.0)
+    # Far rows: a huge finite gap, or a finite logit of a where b's is −inf (+inf).
+    far = jnp.any((gap >= limit) | (jnp.isfinite(ra) & (rb == -jnp.inf)), axis=-1)
+    far = far | mismatch
+    direct = _categorical_direct(*(jnp.where(far[:, None], x, 0.0) for x in (ra, rb)))
+    direct = jnp.where(mismatch, jnp.inf, direct)
+    ra, rb = (jnp.where(far[:, None], 0.0, x).reshape(a.shape) for x in (ra, rb))
+    return ra, rb, far, direct
 
 
 def _categorical_direct(a, b):

@@ -251,6 +251,21 @@ def test_categorical_very_negative_finite_logits_with_and_without_the_range_shif
     np.testing.assert_allclose(shifted, ref, rtol=1e-5)
 
 
+def test_categorical_value_and_derivative_paths_agree_with_and_without_the_shift():
+    # The value runs the kernel in one branch of a cond per path (no copy of the logits);
+    # derivatives run one kernel on the logits the cond chose (one set of residuals).
+    # Their values are the same numbers, with a −inf mask, a far row and a huge logit.
+    a = np.array([[0.0, 1.0, -np.inf], [0.0, 1.0, 0.0], [2.0, -3e38, 0.5]], np.float32)
+    b = np.array([[0.5, 0.0, 0.0], [0.5, 0.0, -1e30], [0.0, 1.0, -1e38]], np.float32)
+    huge = np.array([[1e30, 0.0, 0.0]], np.float32)
+    for x, y in [(a, b), (np.concatenate([a, huge]), np.concatenate([b, huge]))]:
+        value = analytic.categorical(x, y)
+        primal, tangent = jax.jvp(analytic.categorical, (x, y), (np.ones_like(x), np.zeros_like(y)))
+        np.testing.assert_array_equal(primal, value)
+        # Adding 1 to every logit of a row changes nothing: the tangent is 0.
+        np.testing.assert_allclose(tangent, 0.0, atol=1e-6)
+
+
 # ----------------------------------------------------------------------------- supports
 def test_categorical_support_mismatch_and_zero_mass():
     ninf = -np.inf
