@@ -8,6 +8,7 @@ so ``--run-slow`` still runs the whole table.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Sequence
 
 import pytest
@@ -33,3 +34,12 @@ def slow_except(
         pytest.param(*(v if unpack else (v,)), id=i, marks=() if i in keep else pytest.mark.slow)
         for v, i in zip(values, ids, strict=True)
     ]
+
+
+def slow_except_grid(*axes: Iterable[str], keep: Iterable[tuple[str, ...]]) -> list:
+    """:func:`slow_except` over the product of named axes (a multi-name parametrize):
+    each case is a tuple of names with id ``"-".join(case)``; ``keep`` lists the tuples
+    CI runs."""
+    cases = list(itertools.product(*axes))
+    ids = ["-".join(case) for case in cases]
+    return slow_except(cases, ids, ["-".join(case) for case in keep], unpack=True)

@@ -422,14 +422,10 @@ def categorical(logits_a, logits_b):
     return kl.reshape(batch).astype(dtype)
 
 
-@partial(jax.jit, static_argnums=(2, 3))  # one program per shape, not one per operation
-def _categorical_any_range(a, b, num: int, chunks: int):
-    """The kernel's KL of rows ``[N·C, L]``, shifted first where some logit is too large."""
-    return _categorical_any_range_kl(a, b, num, chunks)
-
-
 @partial(jax.custom_jvp, nondiff_argnums=(2, 3))
 def _categorical_any_range_kl(a, b, num: int, chunks: int):
+    """The kernel's KL of rows ``[N·C, L]``, shifted first where some logit is too large."""
+
     # The value: both branches of the lax.cond return the [N] KL, not the logits. A branch
     # that returned its input arrays unchanged made XLA copy them (about 250 ms for two
     # [4096, 32 768] float32 arrays, twice the textbook KL's whole time), so the kernel is
@@ -438,8 +434,7 @@ def _categorical_any_range_kl(a, b, num: int, chunks: int):
         return _categorical_kl(a, b, chunks)
 
     def shifted(a, b):
-        ra, rb, far, far_kl = _within_kernel_range(a, b, num)
-        return jnp.where(far, far_kl, _categorical_kl(ra, rb, chunks).reshape(far.shape))
+        return _kernel_or_direct(*_within_kernel_range(a, b, num), chunks)
 
     return jax.lax.cond(_needs_shift(a, b), shifted, ordinary, a, b)
 
@@ -455,12 +450,17 @@ def _categorical_any_range_jvp(num, chunks, primals, tangents):
         def unchanged(a, b):
             return a, b, jnp.zeros(rows, bool), jnp.zeros(rows, a.dtype)
 
-        ka, kb, far, far_kl = jax.lax.cond(
+        chosen = jax.lax.cond(
             _needs_shift(a, b), partial(_within_kernel_range, num=num), unchanged, a, b
         )
-        return jnp.where(far, far_kl, _categorical_kl(ka, kb, chunks).reshape(far.shape))
+        return _kernel_or_direct(*chosen, chunks)
 
     return jax.jvp(one_kernel, primals, tangents)
+
+
+def _kernel_or_direct(a, b, far, far_kl, chunks: int):
+    """The kernel's KL of rows ``[N·C, L]``, the direct one ``far_kl`` on ``far`` rows."""
+    return jnp.where(far, far_kl, _categorical_kl(a, b, chunks).reshape(far.shape))
 
 
 def _needs_shift(a, b):
@@ -484,6 +484,10 @@ def _needs_shift(a, b):
 
     maybe = jnp.maximum(bound(a), bound(b)) >= limit
     return jax.lax.cond(maybe, exact, lambda a, b: jnp.zeros((), bool), a, b)
+
+
+# One program per shape, not one per operation.
+_categorical_any_range = jax.jit(_categorical_any_range_kl, static_argnums=(2, 3))
 
 
 def _kernel_limit(dtype) -> float:

@@ -4,8 +4,6 @@ Every statistical check uses a fixed key and the tolerance |mean âˆ’ truth| < 5Â
 SE is the standard error of the mean over independent replicates.
 """
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,6 +11,7 @@ import pytest
 
 import jaxkl
 from jaxkl.analytic import normal as normal_kl
+from tests._subset import slow_except, slow_except_grid
 
 R, N = 400, 256  # replicates, samples per replicate
 
@@ -48,13 +47,7 @@ _UNBIASED_CI = {("close-gauss", "k1"), ("far-gauss", "k3"), ("gamma", "k3"), ("c
 
 
 @pytest.mark.parametrize(
-    "name, estimator",
-    [
-        pytest.param(
-            *case, marks=() if case in _UNBIASED_CI else pytest.mark.slow, id="-".join(case)
-        )
-        for case in itertools.product(PAIRS, ("k1", "k3"))
-    ],
+    "name, estimator", slow_except_grid(PAIRS, ("k1", "k3"), keep=_UNBIASED_CI)
 )
 def test_k1_k3_unbiased(name, estimator):
     q, p = PAIRS[name]()
@@ -183,19 +176,17 @@ _SETUPS = {"normal": _normal_setup, "categorical": _categorical_setup}
 _TABLE_CI = {("k1", "normal"), ("k2", "categorical"), ("k3", "normal")}
 
 
+_TABLE_ROWS = [("k1", "zero"), ("k2", "reverse"), ("k3", "forward")]
+
+
 @pytest.mark.parametrize(
     "estimator, target, setup",
-    [
-        pytest.param(
-            estimator,
-            target,
-            setup,
-            marks=() if (estimator, name) in _TABLE_CI else pytest.mark.slow,
-            id=f"{estimator}-{target}-{name}",
-        )
-        for name, setup in _SETUPS.items()
-        for estimator, target in [("k1", "zero"), ("k2", "reverse"), ("k3", "forward")]
-    ],
+    slow_except(
+        [(est, target, setup) for setup in _SETUPS.values() for est, target in _TABLE_ROWS],
+        [f"{est}-{target}-{name}" for name in _SETUPS for est, target in _TABLE_ROWS],
+        [f"{est}-{dict(_TABLE_ROWS)[est]}-{name}" for est, name in _TABLE_CI],
+        unpack=True,
+    ),
 )
 def test_fixed_sample_gradient_table(setup, estimator, target):
     make_q, theta, p = setup()

@@ -7,7 +7,6 @@ strings are tied to those flags bit for bit, so those tests cover them too.
 
 import dataclasses
 import functools
-import itertools
 
 import jax
 import jax.numpy as jnp
@@ -28,21 +27,15 @@ from jaxkl.estimators.variance_reduction import (
     rqmc_standard_normal,
 )
 from jaxkl.fit import forward_kl_snis, reverse_kl, sampled_kl_penalty
+from tests._subset import slow_except_grid
+from tests.estimators.gaussian_pairs import GAUSSIAN_PAIRS
 
 IID, Antithetic, RQMC = jaxkl.IID, jaxkl.Antithetic, jaxkl.RQMC
 N = 64
 P = jaxkl.Normal(0.5, 1.3)
 
 PAIRS = {
-    "normal": lambda: (jaxkl.Normal(0.2, 1.0), P),
-    "mvn_diag": lambda: (
-        jaxkl.MultivariateNormalDiag(jnp.zeros(3), jnp.array([1.0, 0.5, 2.0])),
-        jaxkl.MultivariateNormalDiag(jnp.full(3, 0.3), jnp.full(3, 1.2)),
-    ),
-    "mvn_tril": lambda: (
-        jaxkl.MultivariateNormalTriL(jnp.zeros(2), jnp.array([[1.0, 0.0], [0.6, 0.8]])),
-        jaxkl.MultivariateNormalTriL(jnp.ones(2) * 0.2, jnp.eye(2) * 1.3),
-    ),
+    **GAUSSIAN_PAIRS,
     # p's leading batch axis (2) is one q lacks: it becomes an extra sample axis.
     "batched": lambda: (
         jaxkl.MultivariateNormalDiag(jnp.zeros((3, 2)), jnp.ones((3, 2))),
@@ -156,12 +149,7 @@ _SPELLING_CI = {
 
 @pytest.mark.parametrize(
     "spelling, pair, estimator",
-    [
-        pytest.param(
-            *case, marks=() if case in _SPELLING_CI else pytest.mark.slow, id="-".join(case)
-        )
-        for case in itertools.product(SPELLINGS, PAIRS, ("k1", "k3"))
-    ],
+    slow_except_grid(SPELLINGS, PAIRS, ("k1", "k3"), keep=_SPELLING_CI),
 )
 def test_every_spelling_gives_the_same_estimate(spelling, pair, estimator):
     q, p = PAIRS[pair]()

@@ -1,7 +1,5 @@
 """Antithetic, randomised-QMC and control-variate options of mc_kl: unbiased, honest SE."""
 
-import itertools
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,20 +7,12 @@ import pytest
 
 import jaxkl
 from jaxkl.estimators.variance_reduction import lattice
+from tests._subset import slow_except_grid
+from tests.estimators.gaussian_pairs import GAUSSIAN_PAIRS
 
 R, N = 400, 256
 
-PAIRS = {
-    "normal": lambda: (jaxkl.Normal(0.2, 1.0), jaxkl.Normal(0.5, 1.3)),
-    "mvn_diag": lambda: (
-        jaxkl.MultivariateNormalDiag(jnp.zeros(3), jnp.array([1.0, 0.5, 2.0])),
-        jaxkl.MultivariateNormalDiag(jnp.full(3, 0.3), jnp.full(3, 1.2)),
-    ),
-    "mvn_tril": lambda: (
-        jaxkl.MultivariateNormalTriL(jnp.zeros(2), jnp.array([[1.0, 0.0], [0.6, 0.8]])),
-        jaxkl.MultivariateNormalTriL(jnp.ones(2) * 0.2, jnp.eye(2) * 1.3),
-    ),
-}
+PAIRS = GAUSSIAN_PAIRS
 OPTIONS = {
     "antithetic": {"antithetic": True},
     "qmc": {"qmc": True, "qmc_randomizations": 8},
@@ -41,13 +31,7 @@ def _replicates(q, p, kw, key=0, r=R):
 _HONEST_CI = {("normal", "antithetic"), ("mvn_diag", "qmc"), ("mvn_tril", "control_variate")}
 
 
-@pytest.mark.parametrize(
-    "pair, option",
-    [
-        pytest.param(*case, marks=() if case in _HONEST_CI else pytest.mark.slow, id="-".join(case))
-        for case in itertools.product(PAIRS, OPTIONS)
-    ],
-)
+@pytest.mark.parametrize("pair, option", slow_except_grid(PAIRS, OPTIONS, keep=_HONEST_CI))
 def test_unbiased_and_stderr_honest(pair, option):
     q, p = PAIRS[pair]()
     est = _replicates(q, p, OPTIONS[option])

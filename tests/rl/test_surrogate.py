@@ -16,6 +16,7 @@ import pytest
 from jaxkl.rl import KLConfig, all_configs, expected_gradient, kl_surrogate
 from jaxkl.rl.configurations import is_unbiased
 from jaxkl.rl.gradient_study import sampled_gradients
+from tests._subset import slow_except
 from tests.rl.problem import BEHAVIOUR, PROBLEM, REF, THETA, flat
 
 CONFIGS = all_configs()
@@ -111,10 +112,7 @@ _MASKED_CI = {
 
 @pytest.mark.parametrize(
     "config",
-    [
-        pytest.param(c, marks=() if c.name in _MASKED_CI else pytest.mark.slow, id=c.name)
-        for c in CONFIGS + COUPLED[:2]
-    ],
+    slow_except(CONFIGS + COUPLED[:2], [c.name for c in CONFIGS + COUPLED[:2]], _MASKED_CI),
 )
 def test_masked_garbage_and_empty_rows_change_nothing(config):
     b = PROBLEM.sample(5, THETA, 6)
