@@ -428,8 +428,9 @@ def _categorical_any_range_kl(a, b, num: int, chunks: int):
 
     # The value: both branches of the lax.cond return the [N] KL, not the logits. A branch
     # that returned its input arrays unchanged made XLA copy them (about 250 ms for two
-    # [4096, 32 768] float32 arrays, twice the textbook KL's whole time), so the kernel is
-    # traced in each branch instead.
+    # [4096, 32 768] float32 arrays against 110 ms for the textbook KL's whole time:
+    # medians of 7 calls, 2-core CPU, jaxlib 0.10.2, 2026-12-07), so the kernel is traced
+    # in each branch instead.
     def ordinary(a, b):
         return _categorical_kl(a, b, chunks)
 
@@ -468,8 +469,9 @@ def _needs_shift(a, b):
 
     The exact test takes the largest finite |logit|, a select inside a reduction, which
     takes XLA:CPU off its fast reduction loop (180 ms against 25 ms for 2²⁷ float32
-    logits). It is only run where the select-free bound max|max(x, finfo.min)| ≥ its
-    exact value reaches the limit (a −inf logit makes it reach it).
+    logits: medians of 7 calls, 2-core CPU, jaxlib 0.10.2, 2026-12-07). It is only run
+    where the select-free bound max|max(x, finfo.min)| ≥ its exact value reaches the
+    limit (a −inf logit makes it reach it).
     """
     limit = _kernel_limit(a.dtype)
 
