@@ -60,5 +60,6 @@ def log_abs_expm1(u):
       >>> float(log_abs_expm1(jnp.float32(100.0)))  # 100 + log(1 − e⁻¹⁰⁰); e¹⁰⁰ overflows
       100.0
     """
-    pos = u > 0
-    return jnp.where(pos, u + log1mexp(-jnp.where(pos, u, 0.0)), log1mexp(jnp.minimum(u, 0.0)))
+    # |eᵘ − 1| = e^max(u, 0) · (1 − e^−|u|) for either sign of u: one log1mexp, not one per
+    # sign (each is four transcendental calls that XLA compiles inline).
+    return jnp.maximum(u, 0.0) + log1mexp(-jnp.abs(u))
