@@ -140,9 +140,16 @@ def _dirichlet_kl(conc_a, conc_b):
     total_a, total_b, total_d = (jnp.sum(v, axis=-1, keepdims=True) for v in (conc_a, conc_b, d))
     total_s = log_ratio_given_difference(total_b, total_a, total_d)
     mean_term = jnp.sum(total_b * div(conc_a, total_a) * _h(s - total_s), axis=-1)
-    per_category = jnp.sum(_omega_bregman(conc_a, conc_b, d, s), axis=-1)
-    total = _omega_bregman(total_a, total_b, total_d, total_s)[..., 0]
-    return mean_term + per_category - total
+    # The K per-category R terms and the total's R in one call, on [..., K + 1]: the
+    # program (and its derivative) holds one copy of R's three branches, not two (the
+    # gradient's compile took 3.4 s for Beta with two copies).
+    r = _omega_bregman(
+        *(
+            jnp.concatenate(pair, axis=-1)
+            for pair in ((conc_a, total_a), (conc_b, total_b), (d, total_d), (s, total_s))
+        )
+    )
+    return mean_term + jnp.sum(r[..., :-1], axis=-1) - r[..., -1]
 
 
 @kernel
