@@ -6,6 +6,8 @@ accepted band 0.93–0.97 is ±4 SE around 0.95. Also here: the reliability verd
 far pair, and the control variate never doing much worse than plain k1.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -131,6 +133,21 @@ CV_PAIRS = {
 }
 
 
+@functools.cache
+def _k1_and_cv(pair):
+    """Plain k1 and control-variate values of one pair on the same 1000 keys (paired), N =
+    1024: computed once per pair for the two tests below (read-only arrays)."""
+    q, p = CV_PAIRS[pair]()
+
+    def one(key):
+        return (
+            jaxkl.mc_kl(key, q, p, N).value,
+            jaxkl.mc_kl(key, q, p, N, control_variate=True).value,
+        )
+
+    return tuple(map(np.asarray, jax.jit(jax.vmap(one))(KEYS[:1000])))
+
+
 # gamma's light tails are the close pair's case again (its gate stays open): --run-slow.
 @pytest.mark.parametrize(
     "pair", [pytest.param(p, marks=[pytest.mark.slow] if p == "gamma" else []) for p in CV_PAIRS]
@@ -144,15 +161,7 @@ def test_control_variate_never_much_worse_than_k1(pair):
     """
     q, p = CV_PAIRS[pair]()
     truth = float(jaxkl.kl(q, p)) if pair != "mixture" else None
-    keys = KEYS[:1000]
-
-    def one(key):
-        return (
-            jaxkl.mc_kl(key, q, p, N).value,
-            jaxkl.mc_kl(key, q, p, N, control_variate=True).value,
-        )
-
-    k1, cv = map(np.asarray, jax.jit(jax.vmap(one))(keys))
+    k1, cv = _k1_and_cv(pair)
     if truth is None:  # no closed form: a 10⁷-draw k1 estimate is the reference
         truth = float(jaxkl.mc_kl(99, q, p, 10_000_000).value)
     d = (cv - truth) ** 2 - 1.1 * (k1 - truth) ** 2
@@ -162,15 +171,7 @@ def test_control_variate_never_much_worse_than_k1(pair):
 
 def test_control_variate_helps_where_r_is_light():
     """Where r is well behaved the gates let the control variate work (≥ 1.5× less MSE)."""
-    keys = KEYS[:1000]
-
-    def one(key):
-        return (
-            jaxkl.mc_kl(key, *CLOSE, N).value,
-            jaxkl.mc_kl(key, *CLOSE, N, control_variate=True).value,
-        )
-
-    k1, cv = map(np.asarray, jax.jit(jax.vmap(one))(keys))
+    k1, cv = _k1_and_cv("close")  # CLOSE, the draws of test_control_variate_…[close]
     assert np.mean((k1 - 0.5) ** 2) > 1.5 * np.mean((cv - 0.5) ** 2)
 
 
