@@ -177,24 +177,24 @@ def _estimate_from_terms(
         return a.reshape((-1, *a.shape[a.ndim - est.value.ndim :]))
 
     diagnostics, passed = dict(est.diagnostics), est.checks_passed
-    # Finitely many support points: every term is bounded, there is no tail to fit (the
-    # fit itself misreads the ties of a discrete sample as a heavy tail), and none is
-    # traced, so a discrete q's program does not compile the fit.
-    if bounded:
-        pareto_k = jnp.full(est.value.shape, -jnp.inf, est.value.dtype)
-    elif log_r is None:
-        pareto_k = tail_khat(flat(terms), axis=0)
     if log_r is not None:
         ratio, ratio_passed = ratio_diagnostics(log_r, to_units, log_moments, bounded=bounded)
         diagnostics.update(ratio)
         passed = ratio_passed if passed is None else passed & ratio_passed
+    if bounded:
+        # Finitely many support points: every term is bounded, there is no tail to fit
+        # (the fit itself misreads the ties of a discrete sample as a heavy tail), and
+        # none is traced, so a discrete q's program does not compile the fit.
+        pareto_k = jnp.full(est.value.shape, -jnp.inf, est.value.dtype)
+    elif log_r is None:
+        pareto_k = tail_khat(flat(terms), axis=0)
+    else:
         # The terms of a ratio-based estimator are (a multiple of) r − 1 plus −log r, so
         # their tail is the heavier of r's upper tail and −log r's tails. Each is fitted
         # on its own: one generalised-Pareto fit to the mixed tail of the sum (a short
         # −log r side and a long r side) reads as heavy when neither part is (k3 on
         # N(0,1)‖N(1,1): median k̂ 0.47 at n = 1024 although Var(k3) is finite).
-        if not bounded:
-            pareto_k = jnp.fmax(tail_khat(flat(-log_r), axis=0), diagnostics["pareto_k_r"])
+        pareto_k = jnp.fmax(tail_khat(flat(-log_r), axis=0), diagnostics["pareto_k_r"])
     return Estimate(est.value, est.stderr, num_samples, est.dof, pareto_k, diagnostics, passed)
 
 

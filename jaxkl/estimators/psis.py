@@ -23,7 +23,6 @@ _PRIOR_STRENGTH = 10.0
 _PRIOR_MEAN = 0.5
 # Below this many tail points no fit is attempted (k̂ = +inf: reliability cannot be shown).
 _MIN_TAIL = 5
-_LOG_HALF = math.log(0.5)
 
 
 def tail_length(num_samples: int) -> int:
@@ -38,16 +37,7 @@ def _log1p_times(log_y, g_positive, log_abs_g):
     for g < 0, y·|g| < 1 and it is log(1 − y|g|). y = 0 or g = 0 gives 0 in either branch.
     """
     la = log_y + log_abs_g
-    # Both branches share one exp and one log1p (XLA compiles each transcendental call
-    # inline, and this runs in every Estimate's tail fit): with a = −|la| for g > 0,
-    # log(1 + e^la) = max(la, 0) + log1p(eᵃ), as logaddexp forms it; for g < 0, a = la ≤ 0
-    # and log(1 − eᵃ) is log1p(−eᵃ) away from 0 and log(−expm1(a)) near it (log1mexp).
-    a = jnp.where(g_positive, -jnp.abs(la), jnp.minimum(la, 0.0))
-    near = ~g_positive & (a > _LOG_HALF)
-    e = jnp.exp(jnp.where(near, _LOG_HALF, a))
-    far = jnp.log1p(jnp.where(g_positive, e, -e))
-    close = jnp.log(-jnp.expm1(jnp.where(near, a, -1.0)))
-    return jnp.where(g_positive, jnp.maximum(la, 0.0), 0.0) + jnp.where(near, close, far)
+    return jnp.where(g_positive, jnp.logaddexp(0.0, la), log1mexp(jnp.minimum(la, 0.0)))
 
 
 def _grid_log_s(n: int, dtype) -> jax.Array:

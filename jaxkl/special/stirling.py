@@ -77,6 +77,12 @@ def scaled_stirling_correction_hess(x):
 
     Formed as H(1/x²)/x, never through x² (which overflows float32 from x ≈ 1.8e19) or
     δ''(x) itself (which underflows to 0 there: the product was inf·0 = NaN).
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> x = jnp.float32(1e20)  # x² overflows float32; x²·δ''(x) ≈ 1/(6x)
+      >>> float(scaled_stirling_correction_hess(x) * x)
+      0.1666666716337204
     """
     inv = 1.0 / x
     return horner(_HESS_COEFFS, jnp.square(inv)) * inv
