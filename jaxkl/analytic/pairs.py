@@ -38,23 +38,28 @@ from jaxkl.distributions.uniform import Uniform
 
 __all__ = ["KERNEL_PARAMETERS", "PAIRS", "Pair"]
 
-# The attributes a family's kernels take, in the order of the kernels' arguments: a
-# kernel for (a, b) takes a's, then b's.
+# The attributes a family's kernels take, in the order of the kernels' arguments (a
+# kernel for (a, b) takes a's, then b's): each family's own parameter table, read by
+# ``canonical_parameters`` (a scale stored as its log is still passed as ``scale``; the
+# Gaussian pairs' ``stored_scale_form`` reads the stored form instead).
+FAMILIES = (
+    Bernoulli,
+    Beta,
+    Categorical,
+    Dirichlet,
+    Exponential,
+    Gamma,
+    Gumbel,
+    Laplace,
+    LogNormal,
+    MultivariateNormalDiag,
+    MultivariateNormalTriL,
+    Normal,
+    Poisson,
+    Uniform,
+)
 KERNEL_PARAMETERS: dict[type, tuple[str, ...]] = {
-    Bernoulli: ("logits",),
-    Beta: ("concentration1", "concentration0"),
-    Categorical: ("logits",),
-    Dirichlet: ("concentration",),
-    Exponential: ("rate",),
-    Gamma: ("concentration", "rate"),
-    Gumbel: ("loc", "scale"),
-    Laplace: ("loc", "scale"),
-    LogNormal: ("loc", "scale"),
-    MultivariateNormalDiag: ("loc", "scale_diag"),
-    MultivariateNormalTriL: ("loc", "scale_tril"),
-    Normal: ("loc", "scale"),
-    Poisson: ("rate",),
-    Uniform: ("low", "high"),
+    family: family.canonical_parameters() for family in FAMILIES
 }
 
 Arguments = tuple[tuple, dict]

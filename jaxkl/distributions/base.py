@@ -180,6 +180,24 @@ class Distribution:
         super().__init_subclass__(**kwargs)
         jax.tree_util.register_pytree_node(cls, _flatten, _make_unflatten(cls))
 
+    @classmethod
+    def canonical_parameters(cls) -> tuple[str, ...]:
+        """The family's parameters by public name, each once, in its usual form.
+
+        A parameter stored in two forms (``_scale`` or ``_log_scale``) is named once, by
+        its usual form (``scale``): the alternative ``_log_<name>`` field is the same
+        parameter. The order is that of ``parameters``, which is the order the analytic
+        kernels take them in.
+
+        Example:
+          >>> from jaxkl import Normal
+          >>> Normal.canonical_parameters()
+          ('loc', 'scale')
+        """
+        names = tuple(cls.parameters)
+        alternatives = {f"_log_{public_name(n)}" for n in names}
+        return tuple(public_name(n) for n in names if n not in alternatives)
+
     # ---------------------------------------------------------------- construction
     def __post_init__(self, validate: bool):
         self._convert_params()

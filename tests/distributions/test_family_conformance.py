@@ -25,6 +25,7 @@ import pytest
 from scipy import special, stats
 
 import jaxkl
+from jaxkl.analytic.pairs import KERNEL_PARAMETERS
 from tests._subset import slow_except
 
 BATCH = (2,)
@@ -260,6 +261,20 @@ def test_float32_matches_scipy(family):
         if not family.event_shape:
             np.testing.assert_allclose(mean[b], ref.mean(), **tol)
             np.testing.assert_allclose(variance[b], ref.var(), **tol)
+
+
+@pytest.mark.parametrize("family", FAMILIES, ids=IDS)
+def test_canonical_parameters_are_the_constructor_keywords(family):
+    """``canonical_parameters()`` names, in order, the arguments each example is built
+    from, and passing them back by name rebuilds the same distribution (the analytic pair
+    table reads kernel arguments by these names)."""
+    d = _build(family)
+    names = type(d).canonical_parameters()
+    assert len(names) == len(family.params)
+    again = family.build(**{name: getattr(d, name) for name in names})
+    for a, b in zip(jax.tree_util.tree_leaves(d), jax.tree_util.tree_leaves(again), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert KERNEL_PARAMETERS[type(d)] == names
 
 
 @pytest.mark.parametrize("family", FAMILIES, ids=IDS)
