@@ -4,11 +4,11 @@ Oracles are independent of jaxkl: closed forms written out here and scipy quadra
 scipy.stats densities. Statistical checks use the standard errors the run reports, at 5·SE.
 """
 
+import contextlib
 import csv
+import io
 import json
 import math
-import subprocess
-import sys
 import tomllib
 from pathlib import Path
 
@@ -38,23 +38,16 @@ def dw():
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The quick config run once, from the command line as a user would."""
+def run(dw, tmp_path_factory):
+    """The quick config run once through the script's entry point, as the command line
+    calls it (in this process: a subprocess would pay for importing jax and compiling
+    again; tests/test_seed_cases.py starts a script from the repository root)."""
     out = tmp_path_factory.mktemp("results")
-    res = subprocess.run(
-        [
-            sys.executable,
-            "experiments/density_weighting.py",
-            *("--config", str(QUICK), "--out", str(out), "--run-name", "quick"),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert res.returncode == 0, res.stderr
-    path = out / EXPERIMENT / "quick"
-    return out, path, res.stdout
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        path = dw.main(["--config", str(QUICK), "--out", str(out), "--run-name", "quick"])
+    assert path == out / EXPERIMENT / "quick"
+    return out, path, printed.getvalue()
 
 
 def _cell(path, name):

@@ -241,7 +241,11 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def test_resume_after_kill_recomputes_nothing(tmp_path):
+def test_resume_after_kill_recomputes_nothing(tmp_path, capsys):
+    """A study killed (SIGKILL, in its own process) after its first finished cell resumes:
+    the finished cells are read back untouched and only the others are computed. The
+    resumed run goes through the same entry point in this process, which has compiled the
+    case programs already (a second subprocess would import jax and compile them again)."""
     out = tmp_path / "resume"
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), *SMALL, "--out", str(out)],
@@ -250,11 +254,9 @@ def test_resume_after_kill_recomputes_nothing(tmp_path):
         stderr=subprocess.DEVNULL,
         env=_env(),
     )
-    cells = None
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        found = list(out.glob("bias_variance/*/cells/*.json"))
-        if len(found) >= 3:
+        if any(out.glob("bias_variance/*/cells/*.json")):
             proc.send_signal(signal.SIGKILL)  # a real, unclean interruption
             proc.wait()
             break
@@ -266,9 +268,9 @@ def test_resume_after_kill_recomputes_nothing(tmp_path):
         for p in out.glob("bias_variance/*/cells/*.json")
     }
     assert cells and not (_run_dir(out) / "report.md").exists()
-    done = _subprocess([*SMALL, "--out", str(out)], timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"{len(cells)} of" in done.stdout  # "resuming …: K of T cells already finished"
+    capsys.readouterr()
+    bias_variance.main([*SMALL, "--out", str(out)])
+    assert f"{len(cells)} of" in capsys.readouterr().out  # "resuming …: K of T cells …"
     run = _run_dir(out)
     for name, (mtime, data) in cells.items():
         p = run / "cells" / name
