@@ -17,16 +17,12 @@ Process 0 alone writes the results folder.
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import jax
-import numpy as np
-from tqdm import tqdm
 
-from jaxkl.study import RunDir, cell_id, distributed, experiment_parser, parse_experiment_args
+from jaxkl.study import cell_id
 from jaxkl.study.bias_variance import estimator_groups, run_group, validate_config
 from jaxkl.study.bias_variance_report import (
     METRIC_COLUMNS,
@@ -36,44 +32,14 @@ from jaxkl.study.bias_variance_report import (
     report_markdown,
 )
 from jaxkl.study.cases import build_case
+from jaxkl.study.experiment import Experiment, Outputs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ROOT / "configs" / "bias_variance.toml"
 
 
-def main(argv=None) -> Path | None:
-    parser = experiment_parser("bias_variance", default_config=DEFAULT, description=__doc__)
-    distributed.add_argument(parser)
-    # fail_fast: in a multi-process run, an error here ends this process at once so that
-    # the others stop too (see jaxkl.study.distributed); alone, errors raise as usual.
-    with distributed.fail_fast():
-        args, cfg = parse_experiment_args(
-            parser,
-            argv,
-            validate=validate_config,
-            before_config=lambda a: _join(parser, a.distributed),
-        )
-        return study(args, cfg)
-
-
-def _join(parser, requested: bool) -> None:
-    """Join a multi-process run if launched as one; a failure is one clear error, exit 2."""
-    try:
-        distributed.initialize(requested)
-    except distributed.DistributedSetupError as err:
-        parser.error(str(err))
-
-
-def study(args, cfg) -> Path | None:
-    """Every process computes; process 0 alone reads and writes the run folder (the
-    others return None)."""
-    t0 = time.perf_counter()
-    writer = distributed.is_writer()
-    run = None
-    if writer:
-        run = RunDir.open(
-            args.out, "bias_variance", cfg, run_name=args.run_name, stem=args.config.stem
-        )
+def compute(cfg, run) -> dict[str, Any]:
+    """Every process computes; the records are read back on the writer (None elsewhere)."""
     key = jax.random.key(cfg["seed"])
     cases = [build_case(name, spec) for name, spec in cfg["cases"].items()]
     plan = [
@@ -82,61 +48,61 @@ def study(args, cfg) -> Path | None:
         for group, names in estimator_groups(cfg, case).items()
     ]
     ids = [cell_id(case=c.name, est=n) for _, c, _, names in plan for n in names]
-    # The writer says which cells are finished; every process then runs the same groups.
-    finished = np.array([writer and run.cells.has(i) for i in ids], np.int32)
-    finished = dict(zip(ids, distributed.from_writer(finished).astype(bool), strict=True))
-    total, done = len(ids), sum(finished.values())
-    if done and writer:
-        print(f"resuming {run.path}: {done} of {total} cells already finished")
+    finished = run.plan(ids)  # the writer's answer, so every process runs the same groups
     records = []
-    bar = tqdm(
-        total=total, initial=done, desc="cells", unit="cell", file=sys.stderr, disable=not writer
-    )
-    with bar:
-        for ci, case, group, names in plan:
-            cids = {n: cell_id(case=case.name, est=n) for n in names}
-            # Only the estimators whose cells are missing run (a kill can land between two
-            # cells of one group); fold_in by case index and group gives them the same
-            # draws as in an uninterrupted run.
-            missing = [n for n in names if not finished[cids[n]]]
-            if missing:
-                group_key = jax.random.fold_in(jax.random.fold_in(key, ci), hash_group(group))
-                for name, rec in run_group(cfg, case, group, missing, group_key).items():
-                    if writer:
-                        run.cells.save(cids[name], rec)
-                    bar.update(1)
-            if writer:
-                records += [run.cells.load(cids[n]) for n in names]
-    if not writer:
-        return None
-    wall = time.perf_counter() - t0
-    load = list(os.getloadavg())
-    run.write_metrics(metric_rows(records), METRIC_COLUMNS)
-    for fname, fig in figures(records).items():
-        run.write_figure(fname, fig)
+    for ci, case, group, names in plan:
+        cids = {n: cell_id(case=case.name, est=n) for n in names}
+        # Only the estimators whose cells are missing run (a kill can land between two
+        # cells of one group); fold_in by case index and group gives them the same
+        # draws as in an uninterrupted run.
+        missing = [n for n in names if not finished[cids[n]]]
+        if missing:
+            group_key = jax.random.fold_in(jax.random.fold_in(key, ci), hash_group(group))
+            for name, rec in run_group(cfg, case, group, missing, group_key).items():
+                run.save(cids[name], rec)
+        records += [run.load(cids[n]) for n in names]
+    return {"cases": cases, "records": records, "cells": len(ids)}
+
+
+def report(results, cfg, run) -> Outputs:
+    records, cases = results["records"], results["cases"]
     devices = [str(d) for d in jax.devices()]
-    run.write_report(
-        report_markdown(records, cfg, wall_seconds=wall, devices=devices, load_average=load)
-    )
-    run.write_summary(
-        {
-            "cells": total,
-            "cells_computed_this_run": len(run.cells.saved_this_run),
+    return Outputs(
+        report_markdown(
+            records,
+            cfg,
+            wall_seconds=run.wall_seconds,
+            devices=devices,
+            load_average=run.load_average,
+        ),
+        metrics=metric_rows(records),
+        metrics_columns=METRIC_COLUMNS,
+        figures=figures(records),
+        summary={
+            "cells": results["cells"],
+            "cells_computed_this_run": len(run.folder.cells.saved_this_run),
             "truths": {c.name: {"kl": c.truth, "source": c.truth_source} for c in cases},
             "rankings": case_rankings(records),
         },
-        seed=cfg["seed"],
-        study_wall_seconds=wall,
-        load_average=load,
     )
-    print(f"report: {run.file('report.md')}")
-    return run.path
 
 
 def hash_group(group: str) -> int:
     """A stable small integer per group name (Python's hash() is salted per process)."""
     return {"q": 0, "importance": 1, "knn": 2}[group]
 
+
+EXPERIMENT = Experiment(
+    "bias_variance",
+    DEFAULT,
+    __doc__,
+    compute,
+    report,
+    example="sweep.replicates=2000",
+    validate=validate_config,
+    distributed=True,
+)
+main = EXPERIMENT.main
 
 if __name__ == "__main__":
     main()

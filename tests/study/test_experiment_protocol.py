@@ -1,21 +1,25 @@
 """The experiment protocol (``jaxkl.study.experiment``) and the shared report helpers.
 
 A toy experiment with three cells exercises the pipeline without JAX: the command line,
-the files written, a run killed between cells and resumed, a conflicting re-run. Every
-script in experiments/ built on the protocol is checked for a ``--help`` that lists its
-config keys and an example override the experiment accepts.
+the files written, a run killed between cells and resumed, a conflicting re-run. A second
+toy computes its cells in groups (``run.plan``, ``run.save``, ``run.load``), and runs as
+one process of several: the writer's view and a non-writer's are simulated by replacing
+``distributed.is_writer`` and ``distributed.from_writer``. Every script in experiments/
+built on the protocol is checked for a ``--help`` that lists its config keys and an
+example override the experiment accepts.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 
 import numpy as np
 import pytest
 
-from jaxkl.study import ConfigError, resolve_config
+from jaxkl.study import ConfigError, distributed, experiment, resolve_config
 from jaxkl.study.config import flatten, load_toml
 from jaxkl.study.experiment import Experiment, Outputs, run
 from jaxkl.study.report import Claim, Table, pm, z_score
@@ -139,6 +143,142 @@ def test_help_lists_keys_and_example(tmp_path, capsys):
     for line in ("  seed = 0", "  sweep.sizes = [1, 2, 3]", "  sweep.scale = 1.5"):
         assert line in text.splitlines()
     assert "python experiments/toy.py --set sweep.scale=2.5" in text
+
+
+# --------------------------------------------------------------- grouped cells, several processes
+
+
+def _grouped(tmp_path, computed: list, *, saves: int | None = None, **kw) -> Experiment:
+    """Two groups of two cells; one computation per group yields its missing cells.
+
+    ``saves``: stop (raise ``Interrupted``) after that many cells were saved, which can
+    land between the two cells of a group. ``computed`` gets ``(group, missing)`` per
+    computation; the report step appends ``"report"``.
+    """
+    config = tmp_path / "grouped.toml"
+    config.write_text('seed = 0\n\n[sweep]\ngroups = ["a", "b"]\nestimators = ["x", "y"]\n')
+
+    def compute(cfg, run):
+        groups, estimators = cfg["sweep"]["groups"], cfg["sweep"]["estimators"]
+        ids = {(g, e): f"{g}-{e}" for g in groups for e in estimators}
+        finished = run.plan(list(ids.values()))
+        records = []
+        for i, g in enumerate(groups):
+            missing = tuple(e for e in estimators if not finished[ids[g, e]])
+            if missing:
+                computed.append((g, missing))
+                for e in missing:
+                    if saves is not None and len(run.folder.cells.saved_this_run) == saves:
+                        raise Interrupted
+                    run.save(ids[g, e], {"value": 10.0 * i + estimators.index(e)})
+            records += [run.load(ids[g, e]) for e in estimators]
+        return records
+
+    def report(records, cfg, run):
+        computed.append("report")
+        assert run.load_average is None or len(run.load_average) == 3
+        values = [r["value"] for r in records]
+        return Outputs(f"# grouped\n\n{values}\n", metrics=records, summary={"values": values})
+
+    return Experiment("grouped", config, "Grouped cells.", compute, report, **kw)
+
+
+def test_grouped_cells_resume_where_the_kill_landed(tmp_path, capsys, monkeypatch):
+    bars = []
+
+    def bar(name, total, done, *, shown):
+        from tqdm import tqdm
+
+        bars.append(tqdm(total=total, initial=done, file=io.StringIO(), disable=not shown))
+        return bars[-1]
+
+    monkeypatch.setattr(experiment, "_progress", bar)
+    argv = ["--out", str(tmp_path / "out")]
+    first = []
+    with pytest.raises(Interrupted):
+        run(_grouped(tmp_path, first, saves=3), argv)  # killed inside group b
+    assert first == [("a", ("x", "y")), ("b", ("x", "y"))]
+    again = []
+    path = run(_grouped(tmp_path, again), argv)
+    assert again == [("b", ("y",)), "report"]  # only the missing cell of group b
+    assert f"resuming {path}: 3 of 4 cells already finished" in capsys.readouterr().out
+    assert (bars[-1].total, bars[-1].initial, bars[-1].n) == (4, 3, 4)
+    summary = json.loads((path / "summary.json").read_text())
+    assert summary["results"] == {"values": [0.0, 1.0, 10.0, 11.0]}
+    assert summary["cells"] == {"total": 4, "computed_this_run": 1}
+    assert "load_average" in summary and summary["study_wall_seconds"] >= 0
+    fresh = run(_grouped(tmp_path, []), ["--out", str(tmp_path / "fresh")])
+    assert (path / "report.md").read_text() == (fresh / "report.md").read_text()
+
+
+def _as_process(monkeypatch, *, writer: bool, writer_says=None) -> list:
+    """Make this process the writer or another process of a multi-process run.
+
+    ``writer_says``: the writer's answers to successive ``from_writer`` calls (default:
+    this process's own value). Returns the values this process offered.
+    """
+    offered, answers = [], iter(writer_says or ())
+    monkeypatch.setattr(distributed, "is_writer", lambda: writer)
+
+    def from_writer(value):
+        offered.append(np.asarray(value).tolist())
+        return np.asarray(next(answers, value))
+
+    monkeypatch.setattr(distributed, "from_writer", from_writer)
+    return offered
+
+
+def test_non_writer_computes_what_the_writer_lacks_and_writes_nothing(
+    tmp_path, capsys, monkeypatch
+):
+    offered = _as_process(monkeypatch, writer=False, writer_says=[[1, 0, 0, 1]])
+    computed = []
+    out = tmp_path / "out"
+    assert run(_grouped(tmp_path, computed, distributed=True), ["--out", str(out)]) is None
+    assert offered == [[0, 0, 0, 0]]  # it sees no folder; the writer's answer decides
+    assert computed == [("a", ("y",)), ("b", ("x",))]  # no report on this process
+    assert not out.exists()
+    assert capsys.readouterr().out == ""
+
+
+def test_non_writer_cells_are_computed_when_missing_and_read_as_none(tmp_path, monkeypatch):
+    _as_process(monkeypatch, writer=False, writer_says=[[1], [0], [0]])
+    computed, seen = [], []
+
+    def compute(cfg, run):
+        seen.extend(run.cell(f"n={n}", lambda n=n: computed.append(n)) for n in (1, 2, 3))
+
+    toy = _toy(tmp_path, [])
+    exp = Experiment("toy", toy.default_config, toy.doc, compute, toy.report, distributed=True)
+    assert run(exp, ["--out", str(tmp_path / "out")]) is None
+    assert computed == [2, 3] and seen == [None, None, None]
+    assert not (tmp_path / "out").exists()
+
+
+def test_writer_of_several_processes_writes_and_shares_its_view(tmp_path, monkeypatch):
+    offered = _as_process(monkeypatch, writer=True)
+    exp = _grouped(tmp_path, [], distributed=True)
+    assert "--distributed" in exp.parser().format_help()
+    path = run(exp, ["--out", str(tmp_path / "out")])
+    assert offered == [[0, 0, 0, 0]]  # the plan went through from_writer
+    assert json.loads((path / "summary.json").read_text())["cells"]["total"] == 4
+
+
+def test_a_failed_join_is_one_clear_error_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    asked = []
+
+    def initialize(requested):
+        asked.append(requested)
+        raise distributed.DistributedSetupError("cannot join a multi-process run: no cluster")
+
+    monkeypatch.setattr(distributed, "initialize", initialize)
+    computed = []
+    exp = _grouped(tmp_path, computed, distributed=True)
+    with pytest.raises(SystemExit) as info:
+        run(exp, ["--out", str(tmp_path / "out"), "--distributed"])
+    assert info.value.code == 2 and asked == [True] and computed == []
+    assert "cannot join a multi-process run" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 # --------------------------------------------------------------------------- the real scripts
