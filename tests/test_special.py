@@ -28,6 +28,19 @@ def dtype(request):
         yield request.param
 
 
+# Float32 in CI, float64 under --run-slow: for a helper whose float64 code CI already runs
+# inside float64 kernels held to 50-digit oracles tightly enough to need it. The comment
+# at each such test names them.
+FLOAT64_SLOW = pytest.mark.parametrize(
+    "dtype",
+    [
+        pytest.param(np.float32, id="float32"),
+        pytest.param(np.float64, id="float64", marks=pytest.mark.slow),
+    ],
+    indirect=True,
+)
+
+
 def _held(values, dtype):
     """The values as the dtype holds them: (jax array, the same numbers in float64)."""
     x = np.asarray(values, np.float64).astype(dtype)
@@ -199,6 +212,11 @@ def _polynomial(coeffs, t):
     return sum(c * t**k for k, c in enumerate(coeffs))
 
 
+# Horner's loop is the same in both dtypes. Float64 sums run in CI in every float64 series:
+# the Gaussian scale term (tests/analytic/test_gaussian_float64.py::
+# test_normal_float64_scale_ratios_match_high_precision, 1e-13 relative) and the Stirling
+# series of the gamma family (tests/analytic/test_gamma_family_float64.py).
+@FLOAT64_SLOW
 def test_horner_against_exact_polynomials(dtype):
     rng = np.random.default_rng(3)
     coeffs = tuple(rng.standard_normal(12))
@@ -246,6 +264,15 @@ def _expm1_minus_x_exact(t):
     return mp.expm1(t) - t
 
 
+# The same 20-term series below 1 and expm1(s) − s above in both dtypes. Float64 runs in
+# CI inside the kernels held to 50-digit values: the Gaussian scale term ½·g(2t)
+# (tests/analytic/test_gaussian_float64.py::
+# test_normal_float64_scale_ratios_match_high_precision, ratios down to 1 ± 1e-12),
+# Laplace's near form (the series) and Gumbel's expm1(w) − w, |w| below and above 1
+# (tests/analytic/test_location_scale.py::
+# test_relative_precision_near_and_far_from_equal_parameters[*-float64]), and its
+# derivative in test_grad_matches_finite_differences_float64 there.
+@FLOAT64_SLOW
 def test_expm1_minus_x_against_mpmath(dtype):
     limit = math.log(np.finfo(dtype).max) - 1
     s = np.logspace(math.log10(np.finfo(dtype).tiny) + 1, math.log10(limit), 200)
@@ -511,6 +538,13 @@ def test_double_float_arithmetic_carries_twice_the_precision(dtype):
         assert value <= 8.0, (name, value)
 
 
+# Float64 has its own table (256 entries), tail and Stirling start, and CI holds them
+# through the one kernel that uses them: tests/analytic/test_edge_precision.py::
+# test_gumbel_sweep_against_mpmath[float64] keeps Gumbel within 5·2⁻⁵³ of 50-digit values
+# for ratios r up to 1e6, where KL ≈ e^w and w = offset + log Γ(1 + r) sums terms of
+# ~1e7: that needs lgamma_1p (and the log inside it) to ~1e-22 relative, double-float
+# precision. The helper-level bounds in float64: --run-slow.
+@FLOAT64_SLOW
 def test_double_float_log_and_lgamma_against_mpmath(dtype):
     u2 = (_eps(dtype) / 2) ** 2
     x, x64 = _held(np.logspace(-30, 30, 121), dtype)

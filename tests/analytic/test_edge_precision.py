@@ -50,6 +50,11 @@ def gumbel_kl_mp(la, sa, lb, sb) -> float:
 
 
 # ------------------------------------------------------------------ Beta and Dirichlet
+# The issue's concentrations (1e6 and 1e8 against 1) are points of the grids CI holds to
+# the same rtol: test_beta_float32_up_to_1e8_against_mpmath (Beta, grid up to 1.3e8),
+# test_dirichlet_up_to_1e8_against_mpmath[float32] (K = 3) and, through jaxkl.kl,
+# test_beta_uniform_large_concentrations_float32: --run-slow.
+@pytest.mark.slow
 def test_issue_examples_large_concentrations_float32():
     """Were 8.0, −32.0 and −144.0 (float32, before the Stirling form of ω)."""
     cases = [

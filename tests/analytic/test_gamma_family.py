@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from scipy import special, stats
 
 import jaxkl
+from tests._subset import slow_except
 from tests.oracles import mc_kl, quad_kl
 
 ORACLE_PAIRS = {
@@ -238,6 +239,9 @@ def test_beta_dirichlet_near_equality_keeps_float32_precision(conc):
         )
 
 
+# 200 more pairs in the near-equality branch that the parametrised Gamma and
+# Beta/Dirichlet near-equality tests above hold to the same rtol in CI: --run-slow.
+@pytest.mark.slow
 def test_random_near_pairs_keep_float32_precision():
     # 200 random pairs, concentrations in [e⁻², e⁴], perturbed by ~1e-3 relative: every
     # one must hold float32 precision (the textbook form is off by 100% at the median).
@@ -336,7 +340,13 @@ PAIRS = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(PAIRS))
+# exponential_gamma and gamma_exponential are gamma's kernel (_gamma_kl) with one
+# concentration jnp.ones_like(...): CI runs that kernel under jit and vmap as "gamma";
+# --run-slow runs them too.
+@pytest.mark.parametrize(
+    "name",
+    slow_except(sorted(PAIRS), sorted(PAIRS), keep={"beta", "dirichlet", "exponential", "gamma"}),
+)
 def test_jit_equals_eager_vmap_equals_loop_and_no_retrace(name):
     make_a, make_b, params = PAIRS[name]
     traces = 0
@@ -365,10 +375,12 @@ EQUAL_PARAMS = {
 
 
 # Beta is Dirichlet's K = 2 kernel (one code path); the K = 3 Dirichlet case adds 7 s of
-# compiling: --run-slow.
+# compiling: --run-slow. exponential_gamma and gamma_exponential are gamma's kernel
+# (_gamma_kl, the same near-equality branch at equal parameters) with a concentration of
+# ones: CI keeps "gamma" (its value and every partial at equality), --run-slow the two.
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=[pytest.mark.slow] if n == "dirichlet" else []) for n in sorted(PAIRS)],
+    slow_except(sorted(PAIRS), sorted(PAIRS), keep={"beta", "exponential", "gamma"}),
 )
 def test_value_and_gradient_vanish_at_equality(name):
     # KL = 0 is the minimum, so every partial derivative is 0 there (and not NaN from the

@@ -104,12 +104,18 @@ _CI_LIBRARY = {
     ),
     **dict.fromkeys(("Exponential", "Gamma", "Poisson", "Categorical", "Dirichlet"), "tfp"),
 }
+# Dirichlet runs under --run-slow only (3–4 s of compiling on TFP): Beta is its K = 2
+# kernel, run in CI by Beta-distrax, and its converters are the generic ones of the
+# families every library names alike (TFP's, read back into jaxkl, run in CI through
+# test_mc_kl_and_importance_kl_take_their_objects[tfp]).
+_SLOW_FAMILIES = {"Dirichlet"}
 
 
 def _matrix():
     for lib in LIBS:
         for index, family in enumerate(_ids()):
-            marks = [] if _CI_LIBRARY[family] == lib else [pytest.mark.slow]
+            in_ci = _CI_LIBRARY[family] == lib and family not in _SLOW_FAMILIES
+            marks = [] if in_ci else [pytest.mark.slow]
             yield pytest.param(lib, index, id=f"{family}-{lib}", marks=marks)
 
 

@@ -67,10 +67,13 @@ ESTIMATORS = {
 
 
 # Each estimator compiles its own vmapped and differentiated programs (5-13 s of CPU for
-# the heavier ones); CI runs one of each kind — reparameterised, score, from log-probs,
-# importance — and --run-slow runs them all.
+# the heavier ones); CI runs one of each kind — reparameterised (mc-k2-reparam, and
+# mc-k1-stl), score (mc-k3-score), from log-probs (from-log-probs-k3), importance
+# (importance-snis) — each of k1, k2 and k3 at least once, and --run-slow runs them all.
 _SLOW_CONFORMANCE = {
-    "mc-k1-reparam", "mc-antithetic", "mc-qmc", "mc-control-variate", "importance", "knn",
+    "mc-k1-reparam", "mc-k3-reparam", "mc-k1-score", "mc-k2-score", "mc-antithetic",
+    "mc-qmc", "mc-control-variate", "from-log-probs-k1", "from-log-probs-k2", "importance",
+    "knn",
 }  # fmt: skip
 
 

@@ -38,13 +38,20 @@ EXPECTED_DOF = {
 
 
 # The antithetic and QMC variants compile their own vmapped programs (5-6 s of CPU each):
-# --run-slow.
+# --run-slow. So do knn_kl and importance_kl, whose static fields CI checks elsewhere:
+# knn_kl's dof (G − 1, a Python int under jit) in test_knn.py::test_dof_is_subsample_…
+# and test_coverage.py::test_knn_ci_covers (dof 9 under jit, t₉ intervals under vmap);
+# importance_kl's ImportanceEstimate leaves jit∘vmap with its static fields in
+# test_psis.py::test_psis_smooth_cuts_variance_… and its ci reads the static dof under
+# vmap in test_coverage.py::test_ci_covers[importance]. kl_from_log_probs builds its
+# Estimate with mc_kl's own _estimate_from_terms (dof n − 1), which the mc_kl case checks
+# here. --run-slow.
+_SLOW_DOF = {"mc_kl-antithetic", "mc_kl-qmc", "knn_kl", "importance_kl", "kl_from_log_probs"}
+
+
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=[pytest.mark.slow] if n in ("mc_kl-antithetic", "mc_kl-qmc") else [])
-        for n in EXPECTED_DOF
-    ],
+    [pytest.param(n, marks=[pytest.mark.slow] if n in _SLOW_DOF else []) for n in EXPECTED_DOF],
 )
 def test_dof_and_num_samples_are_python_ints_under_jit_and_vmap(name):
     fn = _estimators()[name]

@@ -44,6 +44,13 @@ def assert_unbiased(stats, exact, replicates, label=""):
         assert np.all(z < 5), (label, z)
 
 
+# Every gradient of reverse_kl on this q (gaussian_from_params, 2-D scale_tril) against the
+# exact one: CI keeps the same check in tests/fit/test_experiments.py
+# (test_stl_variance_vanishes_and_estimators_unbiased: the gradient_variance experiment
+# holds reparam, stl, score and score_loo of reverse_kl on gaussian_from_params to the exact
+# gradient within 5 SE at every checkpoint), and "auto" in tests/estimators/test_gradients.py
+# (test_auto_gradient_needs_no_choice_and_is_unbiased). 11 s of compiling: --run-slow.
+@pytest.mark.slow
 def test_reverse_kl_gradients_unbiased():
     reps = 2000
 
@@ -75,7 +82,18 @@ def test_reverse_kl_value_is_k1_for_every_gradient():
         assert float(v) == pytest.approx(float(k1), rel=1e-6), g
 
 
-@pytest.mark.parametrize("sampler", [jaxkl.Antithetic(), jaxkl.RQMC(4)])
+# reverse_kl hands its sampler to mc_kl unchanged, one line for every strategy: CI checks
+# the hand-over with RQMC. Antithetic's draws and dof are mc_kl's own (CI:
+# test_every_spelling_gives_the_same_estimate in tests/estimators/test_samplers.py), and
+# its refusal of score_loo is the same `sampler.independent` check RQMC meets here:
+# --run-slow.
+@pytest.mark.parametrize(
+    "sampler",
+    [
+        pytest.param(jaxkl.Antithetic(), marks=pytest.mark.slow, id="antithetic"),
+        pytest.param(jaxkl.RQMC(4), id="rqmc"),
+    ],
+)
 def test_reverse_kl_draws_with_the_sampler_it_is_given(sampler):
     # The same draws as mc_kl's with that sampler: value, stderr, dof and gradient agree
     # exactly, and differ from the i.i.d. default.
@@ -107,6 +125,12 @@ def _grads_at_optimum():
     }
 
 
+# reverse_kl is mc_kl's k1, and CI holds both gradients to 0 at q = p there:
+# tests/estimators/test_monte_carlo.py::test_stl_variance_vanishes_at_optimum (STL, and
+# reverse_kl's own docstring example) and
+# tests/estimators/test_gradients.py::test_score_loo_gradient_exactly_zero_at_q_equals_p:
+# --run-slow.
+@pytest.mark.slow
 @pytest.mark.parametrize("gradient", ["stl", "score_loo"])
 def test_gradient_exactly_zero_at_optimum(gradient):
     """At q = p every per-sample log-ratio is 0: STL's path term and RLOO's advantages vanish
@@ -212,6 +236,11 @@ def test_snis_target_with_zero_density_regions():
     assert abs(float(est.value) - float(jaxkl.kl(p, q))) < 5 * float(est.stderr)
 
 
+# An explicit proposal only changes where the draws come from and the log r of the
+# weights: CI runs that path in test_snis_gradient_with_proposal_p_is_unbiased
+# (proposal=P) and holds the value to the truth in
+# test_snis_value_invariant_to_normaliser_and_calibrated: --run-slow.
+@pytest.mark.slow
 def test_snis_with_explicit_proposal():
     q, p, r = jaxkl.Normal(0.5, 1.5), jaxkl.Normal(0.0, 1.0), jaxkl.Normal(0.0, 2.0)
     est = jax.jit(lambda: forward_kl_snis(0, q, p, 8000, proposal=r))()
@@ -223,6 +252,11 @@ K_LOGITS_Q = jnp.array([0.5, -1.0, 2.0, 0.0, -0.3])
 K_LOGITS_P = jnp.array([0.0, 0.0, 1.0, 1.0, -2.0])
 
 
+# The same claim, on the same estimator code (sampled_kl_penalty of a Categorical q, tokens
+# held fixed), is checked in CI by tests/fit/test_experiments.py
+# (test_penalty_gradient_bias_claims: the kl_penalty experiment's k1, k2 and k3 mean
+# gradients within 5 SE of 0, ∇KL(q‖p) and ∇KL(p‖q)). 7 s of compiling: --run-slow.
+@pytest.mark.slow
 def test_sampled_penalty_expected_gradients():
     """k1 → 0, k2 → ∇KL(q‖p), k3 → ∇KL(p‖q) (tokens held fixed)."""
     reps = 3000

@@ -36,7 +36,20 @@ def _exact_k2_sum(theta):
     return float(jnp.exp(PROBLEM.sequence_log_probs(theta)) @ k2.sum(1))
 
 
-@pytest.mark.parametrize("off_policy", [False, True])
+# On-policy (old_logp=None) is the off-policy computation with prefix weights
+# exp(logp − stop_gradient(logp)) = 1: CI runs the off-policy case (k1 and k3 unbiased
+# with the weights, k2 biased and equal to its own expectation, k1 without the ratio
+# biased), holds on-policy k1 to KL_seq by the coverage of its intervals
+# (tests/rl/test_aggregate.py::test_intervals_cover_across_sequences_on_the_toy) and runs
+# on-policy k3 in test_k3_check_passes_on_policy_and_catches_an_unnormalised_reference:
+# --run-slow.
+@pytest.mark.parametrize(
+    "off_policy",
+    [
+        pytest.param(False, marks=pytest.mark.slow, id="on-policy"),
+        pytest.param(True, id="off-policy"),
+    ],
+)
 def test_k1_k3_unbiased_k2_biased(off_policy):
     law = BEHAVIOUR if off_policy else THETA
     truth = float(PROBLEM.kl_seq(THETA, REF))

@@ -111,6 +111,15 @@ COUPLED = [
 ]
 
 
+# What the baseline and the batch-coupling aggregations do to the expectation is proved
+# in CI over all pairs by tests/rl/test_configurations.py
+# (test_loo_baseline_leaves_the_expectation_unchanged,
+# test_aggregations_scale_or_bias_the_expectation: B = 2 enumeration of kl_surrogate
+# itself); sampled_gradients' gradient of a batch is jax.grad of kl_surrogate exactly
+# (tests/rl/test_gradient_study.py::test_gradient_at_n_is_the_n_row_batchs, loo and
+# token-mean rows included) and the toy's sampler is exact (tests/rl/test_toy.py::
+# test_sampler_is_exact). 10 000 sampled pairs through six more programs: --run-slow.
+@pytest.mark.slow
 def test_batch_coupled_configurations_match_exact_pairs(exact):
     """A baseline or a token-mean couples the rows of a batch: exact over all pairs, B = 2."""
     grads = sampled_gradients(PROBLEM, THETA, REF, COUPLED, 2, replicates=10_000, num_sequences=2)
@@ -172,6 +181,13 @@ def test_masked_garbage_and_empty_rows_change_nothing(config):
     assert float(empty[0]) == 0.0 and np.all(np.asarray(empty[1]) == 0.0)
 
 
+# In CI kl_surrogate's gradient runs under jit and vmap in the sampled fixture above and in
+# tests/rl/test_gradient_study.py::test_gradient_at_n_is_the_n_row_batchs (jit(vmap(grad))
+# equal to the eager gradient of every batch, the loo baseline included); vmap over
+# prompts [P, B, T] in tests/rl/test_sequence_kl.py::test_vmap_over_prompts_and_empty_rows
+# and no retrace in tests/rl/test_token_kl.py::test_jit_vmap_and_no_retrace (the same
+# fixed-shape token terms): --run-slow.
+@pytest.mark.slow
 def test_jit_vmap_and_no_retrace():
     traces = []
     b = PROBLEM.sample(6, THETA, 16)
