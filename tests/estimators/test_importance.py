@@ -94,10 +94,6 @@ def test_proposal_equal_to_q_is_plain_monte_carlo():
     assert float(est.pareto_k) == -np.inf  # every weight is exactly 1
 
 
-# importance_kl's docstring example is this check (the same call, 20 000 draws, value
-# within 5 SE, k̂ < 0.7, another key) and runs in CI in
-# tests/test_docstring_examples.py: --run-slow.
-@pytest.mark.slow
 def test_forward_kl_from_samples_of_q():
     # KL(p‖q) with x ~ q reweighted by p/q: the docstring's example.
     q, p = jaxkl.Normal(0.0, 1.0), jaxkl.Normal(0.5, 1.2)
