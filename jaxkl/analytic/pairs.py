@@ -38,30 +38,6 @@ from jaxkl.distributions.uniform import Uniform
 
 __all__ = ["KERNEL_PARAMETERS", "PAIRS", "Pair"]
 
-# The attributes a family's kernels take, in the order of the kernels' arguments (a
-# kernel for (a, b) takes a's, then b's): each family's own parameter table, read by
-# ``canonical_parameters`` (a scale stored as its log is still passed as ``scale``; the
-# Gaussian pairs' ``stored_scale_form`` reads the stored form instead).
-FAMILIES = (
-    Bernoulli,
-    Beta,
-    Categorical,
-    Dirichlet,
-    Exponential,
-    Gamma,
-    Gumbel,
-    Laplace,
-    LogNormal,
-    MultivariateNormalDiag,
-    MultivariateNormalTriL,
-    Normal,
-    Poisson,
-    Uniform,
-)
-KERNEL_PARAMETERS: dict[type, tuple[str, ...]] = {
-    family: family.canonical_parameters() for family in FAMILIES
-}
-
 Arguments = tuple[tuple, dict]
 
 
@@ -155,6 +131,18 @@ PAIRS: tuple[Pair, ...] = (
         for type_a, type_b in cross_family.SUPPORT_MISMATCH_PAIRS
     ),
 )
+
+
+# The attributes each family's kernels take, in the order of the kernels' arguments (a
+# kernel for (a, b) takes a's, then b's): read from the family's own parameter table by
+# ``canonical_parameters`` (a scale stored as its log is still passed as ``scale``; the
+# Gaussian pairs' ``stored_scale_form`` reads the stored form instead).
+KERNEL_PARAMETERS: dict[type, tuple[str, ...]] = {
+    family: family.canonical_parameters()
+    for pair in PAIRS
+    if pair.read is not None
+    for family in (pair.type_a, pair.type_b)
+}
 
 
 def _adapter(pair: Pair) -> Callable:
