@@ -26,11 +26,19 @@ _CACHE_ENV = "JAXKL_TEST_XLA_CACHE"
 _OWN_CACHE = _CACHE_ENV not in os.environ
 if _OWN_CACHE:
     os.environ[_CACHE_ENV] = tempfile.mkdtemp(prefix="jaxkl-xla-cache-")
-jax.config.update("jax_compilation_cache_dir", os.environ[_CACHE_ENV])
 # Cache every program: the default skips those compiling in under a second, which here are
 # nearly all of them.
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
-jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+_CACHE_SETTINGS = {
+    "jax_compilation_cache_dir": os.environ[_CACHE_ENV],
+    "jax_persistent_cache_min_compile_time_secs": 0.0,
+    "jax_persistent_cache_min_entry_size_bytes": 0,
+}
+for _name, _value in _CACHE_SETTINGS.items():
+    jax.config.update(_name, _value)
+    # The scripts that tests start as subprocesses (a killed study resumed, two local
+    # processes, the command lines) read the same settings from the environment, which JAX
+    # reads at import: a program compiled by a test in-process is loaded, not compiled again.
+    os.environ[_name.upper()] = str(_value)
 
 
 def pytest_unconfigure(config):
