@@ -41,9 +41,14 @@ PAIRS = {
 
 
 # CI runs k1 once (the same mean of log-ratios for every family) and k3 on the far
-# Gaussian, gamma and categorical pairs: k3 adds the closed-form ratio moments, which
-# differ by family. --run-slow runs the whole grid.
-_UNBIASED_CI = {("close-gauss", "k1"), ("far-gauss", "k3"), ("gamma", "k3"), ("categorical", "k3")}
+# Gaussian and categorical pairs: k3 adds the closed-form ratio moments, which differ by
+# family, and the categorical q takes the score surrogate's value path. gamma-k3 asserts
+# only the value, which the ratio moments do not enter: mc_kl's reparameterised k3 path is
+# far-gauss-k3's, and k3 on a Gamma ‖ Gamma pair (this one reversed: q = Gamma(2, 1),
+# p = Gamma(3, 2)) is held unbiased (within 5 SE at every N from 16 to 1024, R = 1000) in
+# CI by tests/study/test_bias_variance.py::
+# test_bias_matches_theory_within_5_se_at_every_n[k3-cases2]. --run-slow runs the grid.
+_UNBIASED_CI = {("close-gauss", "k1"), ("far-gauss", "k3"), ("categorical", "k3")}
 
 
 @pytest.mark.parametrize(
@@ -57,6 +62,10 @@ def test_k1_k3_unbiased(name, estimator):
     assert_within_5se(values, jaxkl.kl(q, p))
 
 
+# The same check in CI on mc_kl's k1 with i.i.d. draws of a Normal pair, R = 2000:
+# tests/estimators/test_coverage.py::test_ci_covers[k1] (est.ci(0.95), t with 1023 dof,
+# covers KL 93–97% of the time). --run-slow.
+@pytest.mark.slow
 def test_stderr_calibrated_coverage():
     """value ± 1.96·stderr covers the truth 93–97% of the time (binomial SE ≈ 0.5%)."""
     q, p = jaxkl.Normal(0.0, 1.0), jaxkl.Normal(0.3, 1.0)
@@ -125,7 +134,13 @@ def test_stl_variance_vanishes_at_optimum():
     assert np.asarray(rep).var(0).min() > 1e-4
 
 
-@pytest.mark.parametrize("family", ["bernoulli", "categorical"])
+# The score gradient of mc_kl's k1 on a Categorical q is held to the exact gradient (5 SE,
+# R = 2000) in CI by tests/estimators/test_gradients.py::
+# test_score_loo_unbiased_for_each_estimator_and_less_noisy[k1] (gradient="score", and
+# "score_loo"); Bernoulli, a family of its own, stays in CI here. --run-slow runs both.
+@pytest.mark.parametrize(
+    "family", ["bernoulli", pytest.param("categorical", marks=pytest.mark.slow)]
+)
 def test_score_gradient_unbiased_for_discrete_q(family):
     if family == "bernoulli":
         theta, p = jnp.array([0.7, -1.2]), jaxkl.Bernoulli(jnp.array([-0.5, 0.8]))
