@@ -9,6 +9,7 @@ import pytest
 from scipy import special, stats
 
 import jaxkl
+from tests._subset import slow_except
 from tests.analytic.test_gamma_family import (
     beta_quad_kl,
     positive_quad_kl,
@@ -105,13 +106,19 @@ GRAD_CASES = {
 
 
 # Beta is Dirichlet's K = 2 kernel (one code path); the K = 3 Dirichlet case adds 6 s of
-# compiling: --run-slow.
+# compiling: --run-slow. exponential_gamma and gamma_exponential are gamma's kernel
+# (_gamma_kl, its direct branch at these parameters, as at gamma's) with one concentration
+# jnp.ones_like(...); every partial of that kernel is held to finite differences in float64
+# in CI by test_gradient_matches_finite_differences[gamma] (and [gamma_near],
+# [gamma_large]), and their float64 values to quadrature by
+# test_gamma_and_exponential_pairs_match_quadrature. About 4 s of compiling: --run-slow.
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=[pytest.mark.slow] if n == "dirichlet" else [])
-        for n in sorted(GRAD_CASES)
-    ],
+    slow_except(
+        sorted(GRAD_CASES),
+        sorted(GRAD_CASES),
+        keep=set(GRAD_CASES) - {"dirichlet", "exponential_gamma", "gamma_exponential"},
+    ),
 )
 def test_gradient_matches_finite_differences(name):
     f, p = GRAD_CASES[name]
