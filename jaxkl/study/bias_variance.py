@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl.estimators import samplers
 from jaxkl.estimators.estimate import PLAIN_KHAT_THRESHOLD, ImportanceEstimate, mean_with_stderr
 from jaxkl.estimators.importance import _weighted_kl
 from jaxkl.estimators.knn import knn_kl
@@ -174,7 +175,7 @@ def validate_config(cfg: Mapping[str, Any]) -> None:
 
 def _draw_q(case: Case, n_max: int) -> Callable:
     def draw(key):
-        x = case.q.sample(key, (n_max,))  # as mc_kl draws: q.sample(key, (n,))
+        x = samplers.draw(key, case.q, n_max, where="bias_variance")  # mc_kl's i.i.d. draws
         return case.q.log_prob(x), case.p.log_prob(x)
 
     return draw
@@ -182,7 +183,7 @@ def _draw_q(case: Case, n_max: int) -> Callable:
 
 def _draw_importance(case: Case, n_max: int) -> Callable:
     def draw(key):
-        x = case.proposal.sample(key, (n_max,))  # as importance_kl draws
+        x = samplers.draw(key, case.proposal, n_max, where="bias_variance")  # importance_kl's
         return case.q.log_prob(x), case.p.log_prob(x), case.proposal.log_prob(x)
 
     return draw
@@ -191,7 +192,8 @@ def _draw_importance(case: Case, n_max: int) -> Callable:
 def _draw_knn(case: Case, n_max: int) -> Callable:
     def draw(key):
         kx, ky = jax.random.split(key)
-        x, y = case.q.sample(kx, (n_max,)), case.p.sample(ky, (n_max,))
+        x = samplers.draw(kx, case.q, n_max, where="bias_variance")
+        y = samplers.draw(ky, case.p, n_max, where="bias_variance")
         # k-NN works on [n, d] points; scalar events are d = 1.
         return x.reshape(n_max, -1), y.reshape(n_max, -1)
 

@@ -21,6 +21,7 @@ from jaxkl.distributions import Normal
 from jaxkl.estimators.estimate import mean_with_stderr
 from jaxkl.estimators.knn import knn_kl
 from jaxkl.estimators.monte_carlo import kl_from_log_probs
+from jaxkl.estimators.samplers import draw
 from jaxkl.study.misuse import misuse_with_stderr, squared_density_kl
 
 __all__ = ["ESTIMATORS", "knn_cell", "mu_grid", "mu_sweep", "sweep_estimates"]
@@ -51,7 +52,7 @@ def sweep_estimates(key, mus, q_scale: float, p: Normal, num_samples: int):
 
     def one(key, mu):
         q = Normal(mu, q_scale)
-        x = q.sample(key, (num_samples,))
+        x = draw(key, q, num_samples, where="density_weighting")
         log_q, log_p = q.log_prob(x), p.log_prob(x)
         return {
             "k1": kl_from_log_probs(log_q, log_p, estimator="k1"),
@@ -90,7 +91,8 @@ def knn_cell(cfg: dict[str, Any], key, n: int) -> dict[str, Any]:
     b = Normal(kn["b_loc"], kn["b_scale"])
     # fold_in by n: adding or removing a size leaves the other sizes' draws unchanged.
     key_x, key_y = jax.random.split(jax.random.fold_in(key, n))
-    x, y = a.sample(key_x, (n,)), b.sample(key_y, (n,))
+    x = draw(key_x, a, n, where="density_weighting")
+    y = draw(key_y, b, n, where="density_weighting")
     est = knn_kl(x, y, k=kn["k"])
     misuse, misuse_se = misuse_with_stderr(np.asarray(a.log_prob(x)), np.asarray(b.log_prob(x)))
     return {

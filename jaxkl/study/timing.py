@@ -35,6 +35,7 @@ from scipy.stats import binom
 from jaxkl.estimators.importance import importance_kl
 from jaxkl.estimators.knn import knn_kl
 from jaxkl.estimators.monte_carlo import mc_kl
+from jaxkl.estimators.samplers import draw
 from jaxkl.study.cases import Case
 
 __all__ = [
@@ -91,7 +92,7 @@ def public_estimator(name: str, n: int, k: int) -> Callable | None:
 
         def knn(key, q, p, g):
             kx, ky = jax.random.split(key)
-            x, y = q.sample(kx, (n,)), p.sample(ky, (n,))
+            x, y = draw(kx, q, n, where="timing"), draw(ky, p, n, where="timing")
             return knn_kl(x.reshape(n, -1), y.reshape(n, -1), k=k)
 
         return knn
