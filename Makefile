@@ -7,8 +7,8 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test test-all lint throughput throughput-peers clean
 
-# uv resolves the same versions from PyPI as pip and installs them in parallel (about 14 s
-# here against pip's 24 s, on a 2-core machine with an empty cache); where uv cannot be
+# uv resolves the same versions from PyPI as pip and installs them in parallel (14 and 15 s
+# in two runs here against pip's 24 s in one, 2 cores, empty caches); where uv cannot be
 # installed or fails, pip does the install. Bytecode is compiled as pip would, so that no
 # test process recompiles jax from source.
 $(STAMP): pyproject.toml

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import jaxkl
+from tests._subset import slow_except
 
 R = 2000
 N = 1024
@@ -84,9 +85,7 @@ CASES = {
 _SLOW_CI = {"control-variate-light", "k2-own-mean", "k3-light"}
 
 
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=[pytest.mark.slow] if n in _SLOW_CI else []) for n in CASES]
-)
+@pytest.mark.parametrize("name", slow_except(CASES, list(CASES), keep=set(CASES) - _SLOW_CI))
 def test_ci_covers(name):
     fn, truth = CASES[name]
     _assert_covers(_replicate(fn), truth, name)
@@ -155,11 +154,7 @@ def _k1_and_cv(pair):
 # closed-form gate as the far pair's e²⁰ (β = 0: the control variate is k1). CI runs the
 # far pair; the mixture (and its 10⁷-draw reference) runs under --run-slow.
 @pytest.mark.parametrize(
-    "pair",
-    [
-        pytest.param(p, marks=[pytest.mark.slow] if p in ("gamma", "mixture") else [])
-        for p in CV_PAIRS
-    ],
+    "pair", slow_except(CV_PAIRS, list(CV_PAIRS), keep=set(CV_PAIRS) - {"gamma", "mixture"})
 )
 def test_control_variate_never_much_worse_than_k1(pair):
     """MSE(control variate) ≤ 1.1 × MSE(k1) on the same draws (paired), R = 1000, N = 1024.

@@ -8,6 +8,7 @@ from scipy import stats
 
 import jaxkl
 from jaxkl.estimators.estimate import Estimate, mean_with_stderr, sum_estimates
+from tests._subset import slow_except
 
 Q, P = jaxkl.Normal(0.0, 1.0), jaxkl.Normal(1.0, 1.0)
 
@@ -51,7 +52,7 @@ _SLOW_DOF = {"mc_kl-antithetic", "mc_kl-qmc", "knn_kl", "importance_kl", "kl_fro
 
 @pytest.mark.parametrize(
     "name",
-    [pytest.param(n, marks=[pytest.mark.slow] if n in _SLOW_DOF else []) for n in EXPECTED_DOF],
+    slow_except(EXPECTED_DOF, list(EXPECTED_DOF), keep=set(EXPECTED_DOF) - _SLOW_DOF),
 )
 def test_dof_and_num_samples_are_python_ints_under_jit_and_vmap(name):
     fn = _estimators()[name]
