@@ -33,6 +33,7 @@ __all__ = [
     "describe_offending",
     "is_concrete",
     "require",
+    "require_constraints",
     "require_values",
 ]
 
@@ -141,6 +142,8 @@ def require_values(
         count); nothing in plain ``jit``.
     """
     if constraint is not None:
+        if _hold_everywhere(((value, constraint),)):
+            return
         ok, rule = constraint.holds(value), constraint.rule
     message = f"{where}: {name} must {rule}"
     all_ok = jnp.all(jnp.asarray(ok))
@@ -172,6 +175,81 @@ def require_values(
         **{f"i{k}": i for k, i in enumerate(index)},
         **{f"also_{k}": v[first] for k, v in also.items()},
     )
+
+
+def require_constraints(where: str, checks: Sequence[tuple[str, object, Constraint]]) -> None:
+    """:func:`require_values` for each ``(name, value, constraint)``, concrete arrays checked
+    in one compiled program.
+
+    A constructor's checks of eager parameters of a new shape then compile one program
+    instead of one per primitive of every constraint: building ``Normal``, ``Gamma`` or
+    ``Categorical`` of a new shape took 104, 108 and 226 ms before (four, four and eight
+    compiles) and 33–35 ms after (one compile of 23–27 ms; single runs, 2-core CPU, jaxlib
+    0.10.2, 2026-12-07). Where a check fails, or a value is traced, each goes through
+    :func:`require_values`, which names the first failure.
+    """
+    if _hold_everywhere(tuple((value, c) for _, value, c in checks)):
+        return
+    for name, value, constraint in checks:
+        require_values(where, name, value, constraint=constraint)
+
+
+def _hold_everywhere(checks: tuple[tuple[object, Constraint], ...]) -> bool:
+    """True when every value is a concrete JAX array and satisfies its constraint at every
+    entry; False when one fails, when any value is traced or not a JAX array, or when one
+    holds a subnormal entry (see :func:`_any_subnormal`): the caller then checks value by
+    value.
+
+    Only JAX arrays take this path: a Python or NumPy number is compared by Python or NumPy
+    in eager code (1e-300 > 0 there, while as a float32 array it is 0), and jitting the
+    check must not change which values pass.
+    """
+    values = tuple(value for value, _ in checks)
+    if not values or not all(
+        isinstance(v, jax.Array) and not isinstance(v, jax.core.Tracer) for v in values
+    ):
+        return False
+    # One program needs its inputs on one set of devices, and its verdicts readable here;
+    # anything else is checked value by value, as before.
+    if len({frozenset(v.devices()) for v in values}) != 1 or not all(
+        v.is_fully_addressable for v in values
+    ):
+        return False
+    program = _everywhere_program(tuple(c for _, c in checks))
+    return bool(np.all(np.asarray(program(*values))))
+
+
+@functools.cache
+def _everywhere_program(constraints: tuple[Constraint, ...]):
+    # The same primitives as evaluating each constraint eagerly (comparisons, isfinite,
+    # and, all: exact on every number but a subnormal, which the last entry reports),
+    # traced into one program per tuple of constraints and shapes. A tiny XLA:CPU compile
+    # costs about 20 ms whatever its size (the four eager ops of Normal's checks 92 ms,
+    # the same four jitted together 26 ms), so the number of programs is what costs.
+    def everywhere(*values):
+        verdicts = [jnp.all(c.holds(v)) for c, v in zip(constraints, values, strict=True)]
+        return jnp.stack([*verdicts, ~jnp.any(jnp.stack([_any_subnormal(v) for v in values]))])
+
+    return jax.jit(everywhere)
+
+
+def _any_subnormal(x) -> jax.Array:
+    """Whether a float array holds a subnormal entry, read from its bits.
+
+    Where one does, the one-program verdict is not used: an eager XLA:CPU comparison may
+    read a subnormal as 0 (1e-45 > 0 is false eagerly in float32) while the same comparison
+    inside a program may not, and which one happens depends on the op and the dtype. The
+    value is then checked primitive by primitive, exactly as before. The bits decide, not a
+    comparison, so denormals-are-zero cannot hide the subnormal from this test.
+    """
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        return jnp.zeros((), bool)
+    width = jnp.dtype(x.dtype).itemsize * 8
+    mantissa = (1 << jnp.finfo(x.dtype).nmant) - 1
+    exponent = ((1 << (width - 1)) - 1) & ~mantissa
+    uint = {16: jnp.uint16, 32: jnp.uint32, 64: jnp.uint64}[width]
+    bits = jax.lax.bitcast_convert_type(x, uint)
+    return jnp.any(((bits & uint(exponent)) == 0) & ((bits & uint(mantissa)) != 0))
 
 
 @contextlib.contextmanager

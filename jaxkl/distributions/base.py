@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxkl._checks import require_values
+from jaxkl._checks import require_constraints
 from jaxkl._keys import as_key
 from jaxkl._shapes import as_float, shape_tuple
 from jaxkl.distributions.parameters import Parameter
@@ -242,13 +242,15 @@ class Distribution:
 
     def _check_values(self) -> None:
         """Check every parameter given against the constraints in ``parameters``."""
-        cls = type(self).__name__
-        for name, parameter in self.parameters.items():
-            value = getattr(self, name)
-            if value is None:
-                continue
-            for constraint in parameter.constraints:
-                require_values(cls, public_name(name), value, constraint=constraint)
+        require_constraints(
+            type(self).__name__,
+            [
+                (public_name(name), value, constraint)
+                for name, parameter in self.parameters.items()
+                if (value := getattr(self, name)) is not None
+                for constraint in parameter.constraints
+            ],
+        )
 
     # ---------------------------------------------------------------- shapes
     @property
