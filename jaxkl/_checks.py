@@ -215,8 +215,12 @@ def _hold_everywhere(checks: tuple[tuple[object, Constraint], ...]) -> bool:
         v.is_fully_addressable for v in values
     ):
         return False
-    program = _everywhere_program(tuple(c for _, c in checks))
-    return bool(np.all(np.asarray(program(*values))))
+    verdicts = _everywhere_program(tuple(c for _, c in checks))(*values)
+    # Inside a trace (jit, grad) the call is staged even on concrete arrays: no verdict
+    # exists yet, and require_values decides as it always has.
+    if isinstance(verdicts, jax.core.Tracer):
+        return False
+    return bool(np.all(np.asarray(verdicts)))
 
 
 @functools.cache

@@ -126,6 +126,20 @@ def test_python_and_numpy_values_keep_their_own_comparison():
     assert not _checks._hold_everywhere(((np.float64(1e-300), _checks.POSITIVE_FINITE),))
 
 
+def test_concrete_values_inside_a_trace_build_as_before():
+    # Under jit or grad even concrete (closed-over) arrays give staged results: the check
+    # has no verdict to read and must step aside, as the primitives did.
+    loc, scale = jnp.zeros(2), jnp.ones(2)
+
+    def f(x):
+        return jnp.sum(jaxkl.Normal(loc, scale).log_prob(x))
+
+    x = jnp.asarray([0.5, -1.0])
+    expected = float(f(x))
+    assert float(jax.jit(f)(x)) == expected
+    assert np.allclose(jax.grad(f)(x), -x)
+
+
 def test_traced_values_are_left_to_checkify():
     seen = []
 
