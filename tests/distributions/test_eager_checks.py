@@ -30,7 +30,8 @@ SQUARE = {"diagonal_positive", "lower_triangular"}
 
 def _awkward(dtype):
     """One entry of each kind a constraint draws a line at: zeros of both signs, the
-    smallest subnormal (XLA:CPU compares it as 0), ±inf, NaN, the largest finite."""
+    smallest subnormals (an eager XLA:CPU comparison reads them as 0, a jitted one may
+    not), ±inf, NaN, the largest finite and the smallest normal numbers."""
     fin = jnp.finfo(dtype)
     return np.array(
         [
