@@ -112,6 +112,15 @@ def test_one_program_passes_exactly_what_the_primitives_pass(name, dtype):
         assert True in verdicts and False in verdicts
 
 
+def test_every_float_width_is_read_bit_by_bit():
+    # float8 parameters are kept as they are by as_float; their subnormal test needs 8-bit
+    # unsigned integers (a width table without them raised KeyError on construction).
+    x = jnp.ones(3, jnp.float8_e4m3fn)
+    assert jaxkl.Normal(x, x).scale.dtype == jnp.float8_e4m3fn
+    tiny = jnp.asarray([jnp.finfo(jnp.float8_e4m3fn).smallest_subnormal], jnp.float8_e4m3fn)
+    assert bool(_checks._any_subnormal(tiny)) and not bool(_checks._any_subnormal(x))
+
+
 def test_a_failing_value_among_passing_ones_names_the_failure():
     # The one-program verdict is False; the message still comes from require_values.
     with pytest.raises(ValueError, match=r"Normal: scale must be > 0.*scale\[1\] = -2.0"):
