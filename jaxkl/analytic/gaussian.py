@@ -5,7 +5,6 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.linalg import solve_triangular
 
 from jaxkl._shapes import as_float, broadcast_named, widen_half
 from jaxkl.analytic._gaussian_scale import (
@@ -14,7 +13,7 @@ from jaxkl.analytic._gaussian_scale import (
     gaussian_scale_kl_fusible,
 )
 from jaxkl.analytic._kernel import event_size, kernel
-from jaxkl.special import div
+from jaxkl.special import div, solve_lower
 
 __all__ = ["lognormal", "mvn_diag", "mvn_tril", "normal", "residual_normal"]
 
@@ -320,7 +319,7 @@ def mvn_tril(loc_a, scale_tril_a, loc_b, scale_tril_b):
 
 
 # Event sizes up to this are solved by the unrolled forward substitution
-# (_tril_kl_unrolled); larger ones by one LAPACK trsm per batch member.
+# (_tril_kl_unrolled); larger ones by one triangular solve (jaxkl.special.solve_lower).
 _UNROLL_TRIL_D = 16
 
 
@@ -329,26 +328,26 @@ def _mvn_tril_core(loc_a, scale_tril_a, loc_b, scale_tril_b):
     d = loc_a.shape[-1]
     if d <= _UNROLL_TRIL_D:
         return _tril_kl_small(loc_a, scale_tril_a, loc_b, scale_tril_b)
-    return _tril_kl_trsm(loc_a, scale_tril_a, loc_b, scale_tril_b)
+    return _tril_kl_solve(loc_a, scale_tril_a, loc_b, scale_tril_b)
 
 
 @jax.custom_jvp
 def _tril_kl_small(loc_a, scale_tril_a, loc_b, scale_tril_b):
-    """Values from :func:`_tril_kl_unrolled`, derivatives from :func:`_tril_kl_trsm`."""
+    """Values from :func:`_tril_kl_unrolled`, derivatives from :func:`_tril_kl_solve`."""
     return _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b)
 
 
 @_tril_kl_small.defjvp
 def _tril_kl_small_jvp(primals, tangents):
     # Differentiating the unrolled substitution would trace ~d³ operations per derivative
-    # (10 s to compile a gradient at d = 8, minutes at d = 16); the trsm path's derivative
+    # (10 s to compile a gradient at d = 8, minutes at d = 16); the solve path's derivative
     # is the same function's and compiles in well under a second.
-    _, tangent = jax.jvp(_tril_kl_trsm, primals, tangents)
+    _, tangent = jax.jvp(_tril_kl_solve, primals, tangents)
     return _tril_kl_unrolled(*primals), tangent
 
 
-def _tril_kl_trsm(loc_a, scale_tril_a, loc_b, scale_tril_b):
-    """KL of two MVNTriLs through one triangular solve per batch member (any d)."""
+def _tril_kl_solve(loc_a, scale_tril_a, loc_b, scale_tril_b):
+    """KL of two MVNTriLs through one triangular solve of the whole batch (any d)."""
     d = loc_a.shape[-1]
     # Both right-hand sides in one solve: [L_a − L_b | μ_b − μ_a]. L_b⁻¹(L_a − L_b) = M − I has
     # the off-diagonal of M = L_b⁻¹L_a, formed from L_a − L_b, which is exact where the
@@ -357,26 +356,26 @@ def _tril_kl_trsm(loc_a, scale_tril_a, loc_b, scale_tril_b):
     # Masking makes the upper triangles unread, so their gradients are exactly zero.
     delta = jnp.tril(scale_tril_a) - jnp.tril(scale_tril_b)
     rhs = jnp.concatenate([delta, (loc_b - loc_a)[..., None]], axis=-1)
-    sol = solve_triangular(scale_tril_b, rhs, lower=True)
+    sol = solve_lower(scale_tril_b, rhs)
     diag_a = jnp.diagonal(scale_tril_a, axis1=-2, axis2=-1)
     diag_b = jnp.diagonal(scale_tril_b, axis1=-2, axis2=-1)
     return _whitened_kl(sol[..., :d], diag_a, diag_b, sol[..., d])
 
 
 def _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b):
-    """:func:`_tril_kl_trsm` as forward substitution unrolled over d, vectorised over the batch.
+    """:func:`_tril_kl_solve` as forward substitution unrolled over d, vectorised over the batch.
 
     The same quantities, in the same order of operations: column c of M − I = L_b⁻¹(L_a − L_b)
     and y = L_b⁻¹(μ_b − μ_a) by xᵢ = (rᵢ − Σ_{c≤j<i} L_bᵢⱼ xⱼ)·(1/L_bᵢᵢ) (the entries
     above row c of column c are exactly 0 and skipped, as are their zero products), then
     ½(Σ_{i>c} xᵢ² + ‖y‖²) + Σᵢ (½(rᵢ² − 1) − log rᵢ). Division is by a multiplication with
-    the reciprocal (one more rounding: xᵢ within ~1 ulp of the trsm's) and the scale part
+    the reciprocal (one more rounding: xᵢ within ~1 ulp of the solve's) and the scale part
     is :func:`jaxkl.analytic._gaussian_scale.gaussian_scale_kl_fusible`, because XLA:CPU
     fuses all of this into one loop over the batch only without multi-use divisions
-    (derivatives come from the trsm path, :func:`_tril_kl_small`). One batch member's
-    work is ~d³/3 scalar operations in registers instead of a LAPACK call: 7–30× faster
-    than the trsm for d ≤ 16 on the 2-core CPU (experiments/throughput.py, analytic
-    section); compile time grows as d³ (≈ 2 s at d = 16, hence the limit).
+    (derivatives come from the solve path, :func:`_tril_kl_small`). One batch member's
+    work is ~d³/3 scalar operations in registers: 7–30× faster than the LAPACK trsm that
+    the solve path used then, for d ≤ 16 on the 2-core CPU (experiments/throughput.py,
+    analytic section); compile time grows as d³ (≈ 2 s at d = 16, hence the limit).
     """
     d = loc_a.shape[-1]
 

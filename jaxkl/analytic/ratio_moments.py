@@ -36,6 +36,7 @@ from jaxkl.distributions import (
     Normal,
     Poisson,
 )
+from jaxkl.special import map_batch_on_cpu
 
 __all__ = ["log_ratio_moment"]
 
@@ -107,7 +108,13 @@ def _covariance(d):
 
 
 def _pair_gaussian(q, p, order):
-    return _gaussian(*_covariance(q), *_covariance(p), order)
+    # inv, eigh and slogdet are LAPACK calls: one batch member at a time on CPU, where
+    # independent batched calls in one program can deadlock (jaxkl.special.linalg).
+    return map_batch_on_cpu(
+        lambda lq, cq, lp, cp: _gaussian(lq, cq, lp, cp, order),
+        (*_covariance(q), *_covariance(p)),
+        event_ranks=(1, 2, 1, 2),
+    )
 
 
 def _gamma(conc_q, rate_q, conc_p, rate_p, order):

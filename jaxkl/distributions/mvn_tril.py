@@ -7,10 +7,10 @@ import math
 
 import jax
 import jax.numpy as jnp
-from jax.scipy.linalg import solve_triangular
 
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import lower_cholesky, real
+from jaxkl.special import solve_lower
 
 __all__ = ["MultivariateNormalTriL"]
 
@@ -115,7 +115,7 @@ def _log_prob(loc, scale_tril, x):
     # instead of broadcasting L over them.
     rhs = jnp.moveaxis(jnp.reshape(x - loc, (math.prod(lead), *full_batch, d)), 0, -1)
     L = jnp.broadcast_to(scale_tril, (*full_batch, d, d))
-    z = solve_triangular(L, rhs, lower=True)
+    z = solve_lower(L, rhs)
     maha = jnp.reshape(jnp.moveaxis(jnp.sum(jnp.square(z), -2), -1, 0), x.shape[:-1])
     half_log_det = jnp.sum(jnp.log(jnp.diagonal(L, axis1=-2, axis2=-1)), -1)
     return -0.5 * maha - jnp.broadcast_to(half_log_det, maha.shape) - 0.5 * d * _LOG_2PI

@@ -7,11 +7,14 @@ The lowest layer of the package: it imports only jax and numpy. One concept per 
 * :mod:`~jaxkl.special.expm1`: eˣ − 1 − x, log(1 − eᵃ), log|eᵘ − 1|;
 * :mod:`~jaxkl.special.stirling`: Stirling's correction δ(x) and its derivatives;
 * :mod:`~jaxkl.special.log_gamma`: log Γ remainders, the Gamma entropy term, log B;
-* :mod:`~jaxkl.special.double_float`: twice-working-precision sums, products and log Γ.
+* :mod:`~jaxkl.special.double_float`: twice-working-precision sums, products and log Γ;
+* :mod:`~jaxkl.special.linalg`: triangular solves and batched LAPACK calls that cannot
+  deadlock XLA:CPU.
 """
 
 from jaxkl.special import double_float
 from jaxkl.special.expm1 import expm1_minus_x, log1mexp, log_abs_expm1
+from jaxkl.special.linalg import map_batch_on_cpu, solve_lower
 from jaxkl.special.log_gamma import (
     log_beta,
     log_gamma_remainder,
@@ -47,9 +50,11 @@ __all__ = [
     "log_gamma_remainder_grad",
     "log_ratio",
     "log_ratio_given_difference",
+    "map_batch_on_cpu",
     "scaled_log_gamma_remainder_hess",
     "scaled_stirling_correction_hess",
     "series_radius",
+    "solve_lower",
     "standard_gamma_entropy",
     "stirling_correction",
     "stirling_correction_grad",
