@@ -53,6 +53,7 @@ from benchmarks.throughput.config import validate
 from benchmarks.throughput.harness import load_average
 from benchmarks.throughput.records import COLUMNS
 from benchmarks.throughput.report import (
+    PUBLISHED,
     evaluate_targets,
     figure,
     readme_section,
@@ -71,8 +72,6 @@ from jaxkl.study import (
 EXPERIMENT = "throughput"
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = ROOT / "configs" / f"{EXPERIMENT}.toml"
-# What --publish copies to <out>/throughput/: the committed copy of a run.
-PUBLISHED = ("summary.json", "report.md", "metrics.csv", "throughput.png", "README_SECTION.md")
 
 
 def _timed_section(name: str, cfg: dict[str, Any]) -> dict[str, Any]:

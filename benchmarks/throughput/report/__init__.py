@@ -7,7 +7,14 @@ and ``figure`` turn records and targets into text and a figure. Nothing here mea
 
 from benchmarks.throughput.report.figure import figure
 from benchmarks.throughput.report.markdown import report_markdown
-from benchmarks.throughput.report.readme import readme_section, update_readme
+from benchmarks.throughput.report.readme import PUBLISHED, readme_section, update_readme
 from benchmarks.throughput.report.targets import evaluate_targets
 
-__all__ = ["evaluate_targets", "figure", "readme_section", "report_markdown", "update_readme"]
+__all__ = [
+    "PUBLISHED",
+    "evaluate_targets",
+    "figure",
+    "readme_section",
+    "report_markdown",
+    "update_readme",
+]
