@@ -7,12 +7,14 @@ time, each on a pool thread; on a 2-core machine the pool has two threads, both 
 for parts that no free thread can run, and the program never returns. With jaxlib 0.10.2
 on 2 cores and 1024 batch members, ``jax.grad`` of an MVNTriL KL (d = 8 and 32), ``mc_kl``
 k1 and k3 between two MVNTriLs (d = 8) and two KLs in one ``jit`` (d = 32) hung in each
-of 2–3 runs of up to 300 calls, every thread parked in ``jax::ParallelBatchMap``. The solve below is forward substitution written in XLA
-operations, with no library call to wait on; other platforms keep their native
-triangular solve. Its derivative is the solve's own, L⁻¹(Ḃ − L̇X), so reverse mode
-transposes a linear loop and keeps no per-step copies of X. Where a LAPACK routine has no
-such replacement here (``inv``, ``eigh``, ``slogdet``), :func:`map_batch_on_cpu` calls it
-one batch member at a time on CPU: an unbatched call has no parts to wait for.
+of 2–3 runs of up to 300 calls, every thread parked in ``jax::ParallelBatchMap``.
+
+On CPU the solve below is forward substitution written in XLA operations, with no
+library call to wait on; other platforms keep their native triangular solve. Its
+derivative is the solve's own, L⁻¹(Ḃ − L̇X), so reverse mode transposes a linear loop and
+keeps no per-step copies of X. Where a LAPACK routine has no such replacement here
+(``inv``, ``eigh``, ``slogdet``), :func:`map_batch_on_cpu` calls it one batch member at a
+time on CPU: an unbatched call has no parts to wait for.
 """
 
 from __future__ import annotations
