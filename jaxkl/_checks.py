@@ -190,8 +190,9 @@ def require_constraints(where: str, checks: Sequence[tuple[str, object, Constrai
     """
     if _hold_everywhere(tuple((value, c) for _, value, c in checks)):
         return
+    # ok and rule given directly: the one-program check above already spoke for each value.
     for name, value, constraint in checks:
-        require_values(where, name, value, constraint=constraint)
+        require_values(where, name, value, constraint.holds(value), rule=constraint.rule)
 
 
 def _hold_everywhere(checks: tuple[tuple[object, Constraint], ...]) -> bool:

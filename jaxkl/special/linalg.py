@@ -106,8 +106,5 @@ def map_batch_on_cpu(fn: Callable, arrays, event_ranks: tuple[int, ...]):
     def one_at_a_time(*flat):
         return lax.map(lambda member: fn(*member), flat)
 
-    def whole_batch(*flat):
-        return fn(*flat)
-
-    out = lax.platform_dependent(*flat, cpu=one_at_a_time, default=whole_batch)
+    out = lax.platform_dependent(*flat, cpu=one_at_a_time, default=fn)
     return jax.tree.map(lambda o: o.reshape(*batch, *o.shape[1:]), out)
