@@ -19,10 +19,11 @@ def _load(name):
     return load_experiment(name)
 
 
-def _run(name, tmp_path_factory):
+def _run(name, tmp_path_factory, overrides=()):
     out = tmp_path_factory.mktemp(name)
+    sets = [arg for value in overrides for arg in ("--set", value)]
     path = _load(name).main(
-        ["--config", str(ROOT / "configs" / f"{name}_quick.toml"), "--out", str(out)]
+        ["--config", str(ROOT / "configs" / f"{name}_quick.toml"), *sets, "--out", str(out)]
     )
     for f in ("config.toml", "metrics.csv", "summary.json", "report.md", f"{name}.png"):
         assert (path / f).is_file(), f
@@ -31,6 +32,28 @@ def _run(name, tmp_path_factory):
     assert summary["experiment"] == name
     assert {"seed", "config", "versions", "git_sha", "devices"} <= set(summary)
     return summary
+
+
+# CI runs fit_mixture and batched_fits on a smoke config: every stage of the script and of
+# the experiment protocol in a few seconds, with fits too short to converge. Their claims
+# need the quick config's converged fits (about 20 s of compiling and fitting here) and
+# run under --run-slow; the objectives and the batched loop they rest on are tested in CI
+# by tests/fit/test_objectives.py and tests/fit/test_loop.py.
+SMOKE = {
+    "fit_mixture": (
+        'fit.objectives=["reverse_stl", "forward_snis"]',
+        "fit.restarts=1",
+        "fit.num_steps=50",
+        "eval.num_samples=2000",
+    ),
+    "batched_fits": ("targets.num_fits=8", "fit.num_steps=50", "timing.loop_fits=2"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SMOKE))
+def test_runs_end_to_end_on_a_smoke_config(name, tmp_path_factory):
+    summary = _run(name, tmp_path_factory, SMOKE[name])
+    assert summary["results"]["claims"]
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +76,7 @@ def kl_penalty(tmp_path_factory):
     return _run("kl_penalty", tmp_path_factory)
 
 
+@pytest.mark.slow  # the quick config's converged fits: see SMOKE
 def test_reverse_kl_ends_on_one_mode(fit_mixture):
     claims = fit_mixture["results"]["claims"]
     var_mix = claims["mixture_var_along_axis"]
@@ -64,6 +88,7 @@ def test_reverse_kl_ends_on_one_mode(fit_mixture):
             assert fit["var_along_axis"] < 0.5 * var_mix
 
 
+@pytest.mark.slow  # the quick config's converged fits: see SMOKE
 def test_forward_kl_covers_both_modes(fit_mixture):
     claims = fit_mixture["results"]["claims"]
     var_mix = claims["mixture_var_along_axis"]
@@ -73,6 +98,7 @@ def test_forward_kl_covers_both_modes(fit_mixture):
             assert fit["var_along_axis"] >= 0.9 * var_mix, objective
 
 
+@pytest.mark.slow  # the quick config's converged fits: see SMOKE
 def test_batched_fits_reach_analytic_optimum(batched_fits):
     """Every fit (≥ 1000, one vmap) ends within the stated tolerance of q = p.
 
