@@ -374,7 +374,7 @@ def _tril_kl_unrolled(loc_a, scale_tril_a, loc_b, scale_tril_b):
     fuses all of this into one loop over the batch only without multi-use divisions
     (derivatives come from the solve path, :func:`_tril_kl_small`). One batch member's
     work is ~d³/3 scalar operations in registers: 7–30× faster than the LAPACK trsm that
-    the solve path used then, for d ≤ 16 on the 2-core CPU (experiments/throughput.py,
+    the solve path used then, for d ≤ 16 on the 2-core CPU (``benchmarks.throughput``,
     analytic section); compile time grows as d³ (≈ 2 s at d = 16, hence the limit).
     """
     d = loc_a.shape[-1]
