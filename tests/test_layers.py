@@ -21,6 +21,7 @@ LAYER = {
     "special": 0,
     "_checks": 1,
     "_keys": 1,
+    "_random": 1,
     "_shapes": 1,
     "distributions": 2,
     "convert": 3,

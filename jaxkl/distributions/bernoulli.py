@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxkl import _random
 from jaxkl._checks import require_values
 from jaxkl._shapes import as_float
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one
@@ -87,7 +88,7 @@ class Bernoulli(Distribution):
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape
-        u = jax.random.uniform(key, shape, self.dtype)
+        u = _random.uniform(key, shape, self.dtype)
         return (u < jnp.broadcast_to(self.probs, shape)).astype(self.dtype)
 
     def log_prob(self, x):

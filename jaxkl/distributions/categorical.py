@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl import _random
 from jaxkl._checks import require_values
 from jaxkl._shapes import as_float
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one
@@ -113,7 +114,7 @@ class Categorical(Distribution):
         batch = self.batch_shape
         k = self.num_categories
         cdf = jnp.cumsum(self.probs, axis=-1).reshape((-1, k))  # [B, K]
-        u = jax.random.uniform(key, sample_shape + batch, cdf.dtype)
+        u = _random.uniform(key, sample_shape + batch, cdf.dtype)
         u = u.reshape((-1, cdf.shape[0])) * cdf[None, :, -1]  # [S, B]
         idx = jax.vmap(
             lambda c, col: jnp.searchsorted(c, col, side="right"), in_axes=(0, 1), out_axes=1

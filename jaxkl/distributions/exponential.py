@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxkl import _random
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive
 from jaxkl.special import log1mexp
@@ -40,7 +41,7 @@ class Exponential(Distribution):
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape
-        e = jax.random.exponential(key, shape, self.dtype)
+        e = _random.exponential(key, shape, self.dtype)
         return e / jnp.broadcast_to(self.rate, shape)
 
     def log_prob(self, x):

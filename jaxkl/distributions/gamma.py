@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import gammainc, gammaln, xlogy
 
+from jaxkl import _random
 from jaxkl._shapes import common_float_dtype
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive
@@ -43,8 +44,8 @@ def standard_gamma(key, alpha: jax.Array) -> jax.Array:
     def body(state):
         key, x, done = state
         key, kz, ku = jax.random.split(key, 3)
-        z = jax.random.normal(kz, alpha_sg.shape, dtype)
-        log_u = jnp.log(jax.random.uniform(ku, alpha_sg.shape, dtype, minval=tiny))
+        z = _random.normal(kz, alpha_sg.shape, dtype)
+        log_u = jnp.log(_random.uniform(ku, alpha_sg.shape, dtype, minval=tiny))
         v = (1.0 + c * z) ** 3
         positive = v > 0
         log_v = jnp.log(jnp.where(positive, v, 1.0))
@@ -53,7 +54,7 @@ def standard_gamma(key, alpha: jax.Array) -> jax.Array:
 
     init = (key_loop, jnp.ones_like(alpha_sg), jnp.zeros(alpha_sg.shape, bool))
     _, x, _ = jax.lax.while_loop(lambda s: ~jnp.all(s[2]), body, init)
-    log_u = jnp.log(jax.random.uniform(key_boost, alpha_sg.shape, dtype, minval=tiny))
+    log_u = jnp.log(_random.uniform(key_boost, alpha_sg.shape, dtype, minval=tiny))
     log_x = jnp.log(x) + jnp.where(boost, log_u / alpha_sg, 0.0)
     return _with_implicit_gradient(alpha, jnp.exp(log_x))
 

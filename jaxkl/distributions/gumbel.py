@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxkl import _random
 from jaxkl.distributions._location_scale import LocationScaleMethods
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive, real
@@ -48,7 +49,7 @@ class Gumbel(LocationScaleMethods, Distribution):
     def _sample(self, key, sample_shape):
         dtype = self.dtype
         # u = 0 would give log(-log 0) = +inf; minval = tiny keeps every sample finite.
-        u = jax.random.uniform(
+        u = _random.uniform(
             key, sample_shape + self.batch_shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0
         )
         eps = -jnp.log(-jnp.log(u))

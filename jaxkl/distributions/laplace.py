@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl import _random
 from jaxkl.distributions._location_scale import LocationScaleMethods
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import positive, real
@@ -49,7 +50,7 @@ class Laplace(LocationScaleMethods, Distribution):
         dtype = self.dtype
         # u = -1 exactly would give log1p(-1) = -inf; the open interval keeps samples finite.
         lo = np.nextafter(np.asarray(-1.0, dtype), np.asarray(0.0, dtype))
-        u = jax.random.uniform(key, sample_shape + self.batch_shape, dtype, minval=lo, maxval=1.0)
+        u = _random.uniform(key, sample_shape + self.batch_shape, dtype, minval=lo, maxval=1.0)
         # log1p(-|u|) keeps the tails accurate where |u| is close to 1.
         eps = -jnp.sign(u) * jnp.log1p(-jnp.abs(u))
         eps, loc, scale = jnp.broadcast_arrays(eps, self.loc, self.scale)

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 from jax.scipy.special import log_ndtr, ndtr, ndtri
 
+from jaxkl import _random
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, init_location_scale, scale_properties
 from jaxkl.distributions.parameters import positive, real
 
@@ -63,7 +64,7 @@ class LogNormal(Distribution):
     scale, log_scale = scale_properties("scale", "log_scale")
 
     def _sample(self, key, sample_shape):
-        eps = jax.random.normal(key, sample_shape + self.batch_shape, self.dtype)
+        eps = _random.normal(key, sample_shape + self.batch_shape, self.dtype)
         eps, loc, scale = jnp.broadcast_arrays(eps, self.loc, self.scale)
         return jnp.exp(loc + scale * eps)
 

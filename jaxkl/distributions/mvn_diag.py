@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxkl import _random
 from jaxkl._shapes import as_float
 from jaxkl.distributions.base import NOT_GIVEN, Distribution, exactly_one, scale_properties
 from jaxkl.distributions.parameters import positive, real
@@ -86,7 +87,7 @@ class MultivariateNormalDiag(Distribution):
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape + self.event_shape
-        return self._from_standard_normal(jax.random.normal(key, shape, self.dtype))
+        return self._from_standard_normal(_random.normal(key, shape, self.dtype))
 
     def _from_standard_normal(self, eps):
         """Pathwise map of standard normals ``[..., *batch_shape, d]`` to draws."""

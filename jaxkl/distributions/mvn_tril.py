@@ -8,6 +8,7 @@ import math
 import jax
 import jax.numpy as jnp
 
+from jaxkl import _random
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import lower_cholesky, real
 from jaxkl.special import solve_lower
@@ -65,7 +66,7 @@ class MultivariateNormalTriL(Distribution):
 
     def _sample(self, key, sample_shape):
         shape = sample_shape + self.batch_shape + self.event_shape
-        return self._from_standard_normal(jax.random.normal(key, shape, self.dtype))
+        return self._from_standard_normal(_random.normal(key, shape, self.dtype))
 
     def _from_standard_normal(self, eps):
         """Pathwise map of standard normals ``[..., *batch_shape, d]`` to draws."""

@@ -7,6 +7,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
+from jaxkl import _random
 from jaxkl._checks import require_values
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import real
@@ -53,7 +54,7 @@ class Uniform(Distribution):
         )
 
     def _sample(self, key, sample_shape):
-        u = jax.random.uniform(key, sample_shape + self.batch_shape, self.dtype)
+        u = _random.uniform(key, sample_shape + self.batch_shape, self.dtype)
         u, low, high = jnp.broadcast_arrays(u, self.low, self.high)
         return low + (high - low) * u
 

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import logsumexp, ndtri
 
+from jaxkl import _random
 from jaxkl.distributions import (
     Laplace,
     MultivariateNormalDiag,
@@ -115,7 +116,7 @@ def rqmc_standard_normal(
     generators do.
     """
     pts = jnp.asarray(lattice(per, dim), dtype)  # [per, dim]
-    shift = jax.random.uniform(key, (randomizations, 1, *batch, dim), dtype)
+    shift = _random.uniform(key, (randomizations, 1, *batch, dim), dtype)
     pts = pts.reshape((1, per) + (1,) * len(batch) + (dim,))
     u = jnp.mod(pts + shift, 1.0)
     tiny = jnp.asarray(0.5 * jnp.finfo(dtype).eps, dtype)

@@ -43,6 +43,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl import _random
 from jaxkl._keys import as_key
 from jaxkl.analytic.discrete import categorical
 from jaxkl.distributions.categorical import Categorical
@@ -150,11 +151,11 @@ class SequenceToy:
     def random_logits(self, key, scale: float = 1.0, dtype=jnp.float32) -> jax.Array:
         """``[num_states, V]`` i.i.d. N(0, scale²) logits."""
         shape = (self.num_states, self.vocab_size)
-        return scale * jax.random.normal(as_key(key), shape, dtype)
+        return scale * _random.normal(as_key(key), shape, dtype)
 
     def random_reward(self, key, scale: float = 1.0, dtype=jnp.float32) -> jax.Array:
         """``[S]`` i.i.d. N(0, scale²) rewards, one per sequence."""
-        return scale * jax.random.normal(as_key(key), (self.num_sequences,), dtype)
+        return scale * _random.normal(as_key(key), (self.num_sequences,), dtype)
 
     # ------------------------------------------------------------------ exact laws
     def sequence_log_probs(self, theta) -> jax.Array:
