@@ -57,6 +57,13 @@ def test_other_keys_get_the_shaped_draw(key):
     _assert_same_bits(_draws(key, (3, 5), jnp.float32))
 
 
+def test_non_partitionable_threefry_gets_the_shaped_draw():
+    # There the bits depend on the shape, so the flat draw would differ: the config is
+    # read at trace time and is part of jit's cache key.
+    with jax.threefry_partitionable(False):
+        _assert_same_bits(_draws(jax.random.key(17), (3, 5), jnp.float32))
+
+
 def test_vmapped_draw_compiles_no_rank_three_threefry():
     # What the module is for: under vmap over keys an [n, d] draw would run threefry on
     # [keys, n, d] arrays, which XLA:CPU compiles several times slower than [keys, n·d].
