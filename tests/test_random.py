@@ -57,6 +57,31 @@ def test_other_keys_get_the_shaped_draw(key):
     _assert_same_bits(_draws(key, (3, 5), jnp.float32))
 
 
+CATEGORICAL = [  # (logits shape, draw shape): no batch, a batch, a broadcast batch
+    ((3,), (7,)),
+    ((2, 4), (5, 2)),
+    ((1, 4), (6, 3)),
+]
+
+
+@pytest.mark.parametrize("logits_shape, shape", CATEGORICAL, ids=str)
+def test_categorical_is_jax_randoms_bit_for_bit(logits_shape, shape):
+    logits = jax.random.normal(jax.random.key(20), logits_shape) * 3.0
+    for key in (jax.random.key(21), jax.random.key(21, impl="rbg")):
+        ours = _random.categorical(key, logits, shape)
+        theirs = jax.random.categorical(key, logits, axis=-1, shape=shape)
+        assert ours.shape == theirs.shape == shape and ours.dtype == theirs.dtype
+        np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+def test_vmapped_categorical_is_jax_randoms_bit_for_bit():
+    keys = jax.random.split(jax.random.key(22), 5)
+    logits = jnp.log(jnp.array([0.2, 0.5, 0.3]))
+    ours = jax.jit(jax.vmap(lambda k: _random.categorical(k, logits, (200,))))(keys)
+    theirs = jax.vmap(lambda k: jax.random.categorical(k, logits, shape=(200,)))(keys)
+    np.testing.assert_array_equal(np.asarray(ours), np.asarray(theirs))
+
+
 def test_non_partitionable_threefry_gets_the_shaped_draw():
     # There the bits depend on the shape, so the flat draw would differ: the config is
     # read at trace time and is part of jit's cache key.

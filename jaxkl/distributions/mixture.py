@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxkl import _random
 from jaxkl.distributions.base import Distribution
 from jaxkl.distributions.parameters import real
 
@@ -149,9 +150,7 @@ class Mixture(Distribution):
     def _sample(self, key, sample_shape):
         key_index, key_draws = jax.random.split(key)
         batch, event = self.batch_shape, self.event_shape
-        index = jax.random.categorical(
-            key_index, self.mixture_logits, axis=-1, shape=sample_shape + batch
-        )
+        index = _random.categorical(key_index, self.mixture_logits, sample_shape + batch)
         draws = self._draw_all_components(key_draws, sample_shape)
         index = index.reshape(index.shape + (1,) * (1 + len(event)))
         index = jnp.broadcast_to(index, sample_shape + batch + (1,) + event)
