@@ -106,9 +106,9 @@ def categorical(key, logits, shape) -> jax.Array:
     construction shows there.
 
     Args:
-      key: a typed PRNG key of shape ``()``.
-      logits: ``[..., K]`` unnormalised log probabilities; ``shape`` must end with their
-        batch shape ``logits.shape[:-1]``.
+      key: a PRNG key of shape ``()``.
+      logits: ``[..., K]`` unnormalised log probabilities; ``shape`` must end with a
+        shape their batch shape ``logits.shape[:-1]`` broadcasts to.
       shape: the draw's shape, a tuple of ints.
 
     Returns:
@@ -121,8 +121,8 @@ def categorical(key, logits, shape) -> jax.Array:
       ((1000,), True)
     """
     shape = tuple(shape)
-    if not _flat(key):
-        return jax.random.categorical(key, logits, axis=-1, shape=shape)
+    # Other keys get the shaped Gumbel draw from _shaped: then this is JAX's own
+    # construction exactly, so one path serves every key.
     noise = _shaped(jax.random.gumbel, key, shape + logits.shape[-1:], logits.dtype)
     # Leading axes for the sample dimensions, so the sum broadcasts at equal rank.
     logits = jax.lax.expand_dims(logits, tuple(range(len(shape) + 1 - logits.ndim)))
