@@ -52,30 +52,26 @@ def pytest_addoption(parser):
     )
 
 
-# Test files that take the most CPU time, longest first (seconds on 2 cores, full suite,
-# measured 2026-12-07; the order matters, not the figures). pytest-xdist hands whole files
-# to its workers (--dist loadfile) and by default starts with the files holding the most
-# tests, which put the longest file (the in-process bias-variance study) near the end,
-# where one worker ran it while the other sat idle. Longest first (then the rest in
+# Test files that take the most CPU time, longest first (seconds of CPU on 2 cores, full
+# suite, measured 2026-12-08; the order matters, not the figures). pytest-xdist hands whole
+# files to its workers (--dist loadfile) and by default starts with the files holding the
+# most tests, which put the longest file (the in-process bias-variance study) near the
+# end, where one worker ran it while the other sat idle. Longest first (then the rest in
 # collection order) lets the short files fill in at the end.
 LONGEST_FIRST = (
-    "tests/study/test_bias_variance.py",  # 128
-    "tests/estimators/test_knn.py",  # 125
-    "tests/test_docstring_examples.py",  # 75
-    "tests/distributions/test_family_conformance.py",  # 63
-    "tests/analytic/test_discrete.py",  # 63
-    "tests/estimators/test_samplers.py",  # 54
-    "tests/estimators/test_coverage.py",  # 53
-    "tests/convert/test_convert.py",  # 45
-    # 56 before its quick-run claims moved under --run-slow; about 40 since (estimated from
-    # the file alone: 36.5 s of CPU instead of 48.7 s). The throughput benchmark's test,
-    # 55 before, left the list (alone: 17 s wall clock instead of 51 s with --run-slow).
-    "tests/fit/test_experiments.py",
-    "tests/rl/test_surrogate.py",  # 40
-    "tests/estimators/test_monte_carlo.py",  # 40
-    "tests/test_special.py",  # 36
-    "tests/estimators/test_variance_reduction.py",  # 35
-    "tests/rl/test_configurations.py",  # 32
+    "tests/study/test_bias_variance.py",  # 120
+    "tests/estimators/test_knn.py",  # 72
+    "tests/test_docstring_examples.py",  # 43
+    "tests/analytic/test_discrete.py",  # 40
+    "tests/distributions/test_family_conformance.py",  # 39
+    "tests/convert/test_convert.py",  # 36
+    "tests/fit/test_experiments.py",  # 36
+    "tests/estimators/test_coverage.py",  # 29
+    "tests/estimators/test_samplers.py",  # 23
+    "tests/fit/test_objectives.py",  # 22
+    "tests/rl/test_configurations.py",  # 22
+    "tests/test_throughput.py",  # 21
+    "tests/estimators/test_conformance.py",  # 20
 )
 
 

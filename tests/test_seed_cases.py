@@ -193,6 +193,10 @@ def test_bad_config_rejected_before_compute(seed_cases, tmp_path, capsys, overri
     assert not any(tmp_path.iterdir())  # nothing written
 
 
+# A fresh interpreter (4.4 s of CPU): CI still runs this script's main in-process (the
+# fixture above) and an experiment script as a command from the repo root
+# (tests/study/test_bias_variance.py::test_resume_after_kill_recomputes_nothing).
+@pytest.mark.slow
 def test_command_line_from_repo_root(tmp_path):
     res = subprocess.run(
         [

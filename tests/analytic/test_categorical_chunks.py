@@ -37,7 +37,8 @@ def _one_chunk(monkeypatch, f, *args):
         return jax.jit(f)(*args)
 
 
-@pytest.mark.parametrize("k", [40000, 32768])
+# K = 32768 (2 chunks) runs the chunked code of K = 40000 (4 chunks) again: --run-slow.
+@pytest.mark.parametrize("k", [40000, pytest.param(32768, marks=pytest.mark.slow)])
 def test_chunked_equals_one_chunk_and_long_double(monkeypatch, k):
     a, b = _logits(k, seed=k)
     assert discrete._chunks(k) > 1

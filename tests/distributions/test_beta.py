@@ -5,6 +5,7 @@ gradients."""
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from scipy import stats
 
 import jaxkl
@@ -34,6 +35,10 @@ def test_log_prob_at_and_outside_the_support_edges():
     np.testing.assert_array_equal(g, 0.0)
 
 
+# Beta draws are sigmoid(log X − log Y) of jax.random.loggamma variates, whose implicit
+# reparameterisation gradient CI holds to the mean's derivative in test_dirichlet.py's
+# test of the same name (softmax of the same draws); the sigmoid is plain autodiff: --run-slow.
+@pytest.mark.slow
 def test_implicit_reparameterisation_gradient_of_the_mean():
     # d E[x]/da = b/(a + b)², d E[x]/db = −a/(a + b)²; per-sample derivatives by jvp.
     a, b, n = 2.0, 3.0, 20_000

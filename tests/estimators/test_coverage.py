@@ -91,6 +91,9 @@ def test_ci_covers(name):
     _assert_covers(_replicate(fn), truth, name)
 
 
+# CI: RQMC's dof m − 1 in test_samplers.py::test_every_spelling_…[rqmc-mvn_tril-k1] and
+# [rqmc8-batched-k3]; ci's t quantile at the dof in test_estimate.py::test_ci_is_student_t_….
+@pytest.mark.slow
 def test_qmc_t_interval_uses_its_dof():
     """16 randomisation means need t₁₅ (2.13), not 1.96: dof is m − 1 and ci uses it."""
     est = jaxkl.mc_kl(0, *UNEQUAL, 256, qmc=True, qmc_randomizations=16)

@@ -118,6 +118,9 @@ def test_arithmetic_of_independent_estimates():
     np.testing.assert_allclose(total.stderr, np.sqrt(2 * a.stderr**2 + b.stderr**2), rtol=1e-6)
 
 
+# CI: the formula in test_arithmetic_of_independent_estimates; mc_kl's stderr held to its
+# replicates in test_coverage.py::test_ci_covers[k1].
+@pytest.mark.slow
 def test_sum_stderr_matches_replicates():
     """stderr of a sum of two independent estimates = √(se₁² + se₂²), checked against the
     spread of 2000 replicate sums (within 5 SE of a variance ratio)."""

@@ -11,6 +11,7 @@ import pytest
 
 import jaxkl
 from jaxkl.estimators.gradients import leave_one_out_baseline, score_surrogate
+from tests._subset import slow_except
 
 R = 2000
 
@@ -77,7 +78,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("name", list(CASES))
+# CI: "auto" is score_loo for a Categorical q (test_auto_resolves_by_reparameterisability),
+# held unbiased on this pair by test_score_loo_unbiased_…[k1]; its case here: --run-slow.
+@pytest.mark.parametrize("name", slow_except(CASES, list(CASES), keep={"normal", "mixture"}))
 def test_auto_gradient_needs_no_choice_and_is_unbiased(name):
     loss, theta, exact = CASES[name]
     _assert_unbiased(_grad_replicates(loss, theta), exact(theta), name)

@@ -8,6 +8,7 @@ import pytest
 import jaxkl
 from jaxkl.rl.toy import SequenceToy
 from jaxkl.rl.training import kl_to_optimum
+from tests._subset import slow_except
 from tests.rl.problem import PROBLEM, REF, THETA
 
 
@@ -34,7 +35,17 @@ def _brute_force_log_probs(problem, theta):
     return out
 
 
-@pytest.mark.parametrize("vocab, horizon, end", [(4, 3, 0), (3, 2, 0), (3, 3, None), (2, 4, 1)])
+_TOYS = [(4, 3, 0), (3, 2, 0), (3, 3, None), (2, 4, 1)]
+
+
+# CI keeps the tests' toy (end token 0), no end token and end token 1; (3, 2, 0) is a second
+# size of the first's path: --run-slow.
+@pytest.mark.parametrize(
+    "vocab, horizon, end",
+    slow_except(
+        _TOYS, ["4-3-0", "3-2-0", "3-3-None", "2-4-1"], {"4-3-0", "3-3-None", "2-4-1"}, unpack=True
+    ),
+)
 def test_enumeration_matches_brute_force(vocab, horizon, end):
     problem = SequenceToy(vocab, horizon, end)
     theta = problem.random_logits(0, 1.5, jnp.float32)

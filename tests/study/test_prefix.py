@@ -9,6 +9,7 @@ import jaxkl
 from jaxkl.estimators.importance import _weighted_kl
 from jaxkl.estimators.samplers import draw
 from jaxkl.study.prefix import prefix_self_normalized
+from tests._subset import slow_except
 
 N_MAX, SIZES = 1024, (3, 64, 1000, 1024)
 
@@ -24,7 +25,9 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# prefix_self_normalized sees only the log-weight vectors, whatever the family: CI keeps
+# close and shifted (widely spread weights); the 3-D mvn case runs under --run-slow.
+@pytest.mark.parametrize("case", slow_except(CASES, list(CASES), keep={"close", "shifted"}))
 def test_prefix_self_normalized_is_importance_kl_snis(case):
     q, p, proposal = CASES[case]
     key = jax.random.key(4)
