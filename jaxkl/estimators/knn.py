@@ -34,16 +34,23 @@ _DEFAULT_BLOCK = (128, 2048)
 _UNROLL = 16
 _METHODS = ("auto", "brute", "tree")
 # method="auto" takes the tree on CPU up to this dimension: k-d trees lose their pruning
-# as d grows. results/throughput/knn_tree/report.md (experiments/throughput.py, section
-# knn_tree, 2-core CPU under load 6–8): at n = m = 10⁴ the tree took 0.50 s against the
-# brute force's 1.07 s at d = 5, 2.79 s against 1.35 s at d = 10 (scipy's own k-d tree,
-# 2.29 s there, is the bulk of it); d = 6–9 were not measured, 7 splits the gap.
-_TREE_MAX_DIM = 7
-# ... and for at least _TREE_POINTS_PER_DIM·(d + 1) query points: below it the host
-# call's fixed cost and the tree's per-query work outweigh the brute force's n·m work
-# (same report: tree vs brute 0.019 vs 0.010 s at d = 1, n = 1024 and 0.025 vs 0.028 s
-# at n = 2048; at d = 5 0.076 vs 0.077 s at 2048 and 0.125 vs 0.19 s at 4096).
+# as d grows, and the brute force overtakes them ever later. Tree (leaves of 64 points from
+# d = 8, see _knn_tree.py) against brute force, seconds per knn_kl call (value and
+# stderr), x ~ N(0, I), y ~ N(0.5, I), float32, 2-core CPU, median of 2 after a warm-up
+# (2026-12-08): d = 8, n = 10⁴ 0.21 vs 0.41; d = 10, n = 10⁴ 0.37 vs 0.46; d = 11,
+# n = 12 288 0.69 vs 0.75; d = 12, n = 13 312 0.90 vs 0.83, n = 2·10⁴ 1.98 vs 1.75,
+# n = 3·10⁴ 3.78 vs 4.65; d = 13, n = 3·10⁴ 5.28 vs 4.18, n = 6·10⁴ 15.9 vs 15.9;
+# d = 14 and 16, n = 3·10⁴ 6.2 vs 4.2 and 8.4 vs 5.9. Beyond d = 13 no size was measured
+# where the tree wins.
+_TREE_MAX_DIM = 13
+# ... and for at least _TREE_POINTS_PER_DIM·(d + 1) query points, doubled for each
+# dimension above _TREE_DOUBLING_DIM: below it the host call's fixed cost and the tree's
+# per-query work outweigh the brute force's n·m work (at d = 1 and 5 (2-core CPU,
+# throughput section knn_tree): tree vs brute 0.019 vs 0.010 s at d = 1, n = 1024 and
+# 0.025 vs 0.028 s at n = 2048; at d = 5 0.076 vs 0.077 s at 2048 and 0.125 vs 0.19 s at
+# 4096; from d = 12 on, the figures above). d = 12 needs n ≥ 26 624, d = 13 n ≥ 57 344.
 _TREE_POINTS_PER_DIM = 1024
+_TREE_DOUBLING_DIM = 11
 
 
 def auto_takes_tree(n: int, d: int) -> bool:
@@ -51,10 +58,11 @@ def auto_takes_tree(n: int, d: int) -> bool:
     dimension d (on accelerators it always takes the brute force).
 
     Example:
-      >>> auto_takes_tree(100_000, 5), auto_takes_tree(100_000, 10), auto_takes_tree(500, 1)
+      >>> auto_takes_tree(100_000, 10), auto_takes_tree(100_000, 16), auto_takes_tree(500, 1)
       (True, False, False)
     """
-    return d <= _TREE_MAX_DIM and n >= _TREE_POINTS_PER_DIM * (d + 1)
+    doublings = max(d - _TREE_DOUBLING_DIM, 0)
+    return d <= _TREE_MAX_DIM and n >= _TREE_POINTS_PER_DIM * (d + 1) << doublings
 
 
 def knn_kl(
@@ -144,11 +152,13 @@ def knn_kl(
     inputs). ``"tree"``: scipy's k-d tree (``cKDTree``) on the host through
     ``jax.pure_callback``, from any device (the samples travel to the host); under
     ``vmap`` it searches the whole batch in one call. ``"auto"`` (default): the tree where
-    the program runs on CPU, d ≤ 7 and n ≥ 1024·(d + 1), else the brute force: k-d trees
-    lose their pruning as d grows (at n = m = 10⁴ on a 2-core CPU the tree was faster
-    than the brute force at d = 5 and slower at d = 10), and for few points the host
-    call's fixed cost dominates (``experiments/throughput.py``, section ``knn_tree``, with
-    the figures in ``results/throughput/knn_tree/report.md``). "On CPU" is decided when the
+    the program runs on CPU, d ≤ 13 and n ≥ 1024·(d + 1)·2^max(d − 11, 0) (d = 12: n ≥
+    26 624; d = 13: n ≥ 57 344), else the brute force: k-d trees lose their pruning as d
+    grows (on a 2-core CPU the tree was 2× faster than the brute force at d = 8,
+    n = 10⁴, even at d = 13, n = 6·10⁴ and 1.4–1.5× slower at d = 14 and 16,
+    n = 3·10⁴), and for few points the host call's fixed cost dominates (measurements
+    beside ``_TREE_MAX_DIM`` in this module; ``auto_takes_tree`` states the rule).
+    "On CPU" is decided when the
     program is lowered for its device (``jax.lax.platform_dependent``), not by
     ``jax.default_backend()``: arrays placed on a CPU device take the tree even where a
     GPU is the default. The two searches apply the same rule and give the same

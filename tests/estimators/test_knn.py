@@ -231,6 +231,7 @@ def _both(x, y, **kw):
     [
         pytest.param(1, 1, 3000, 2000, marks=pytest.mark.slow),  # many near-ties in 1-D
         (5, 3, 1500, 2000),
+        (9, 2, 1500, 1200),  # d ≥ 8: the tree's larger leaves
     ],
 )
 def test_tree_equals_brute_on_continuous_samples(d, k, n, m):
@@ -272,6 +273,7 @@ def test_tree_search_host_rule_against_oracle():
         rng.integers(0, 5, (400, 3)).astype(np.float32),
         np.round(rng.standard_normal((400, 2)), 1).astype(np.float32),
         np.concatenate([np.zeros((300, 2)), rng.integers(1, 4, (100, 2))]),
+        rng.integers(0, 2, (400, 8)).astype(np.float32),  # d ≥ 8 (larger leaves), copies
     ]
     for a in cases:
         b = np.concatenate([a[:50], rng.permutation(a)[:150]])
@@ -631,12 +633,15 @@ def _primitives(fn, *args):
 
 
 def test_auto_stages_the_tree_for_cpu_in_low_dimension_with_enough_points():
-    per_dim, max_dim = knn._TREE_POINTS_PER_DIM, knn._TREE_MAX_DIM
+    # The documented rule: d ≤ 13 and n ≥ 1024·(d + 1)·2^max(d − 11, 0).
     cases = [
-        (max_dim, per_dim * (max_dim + 1), True),
-        (max_dim + 1, per_dim * (max_dim + 2), False),
-        (2, 3 * per_dim, True),
-        (2, 3 * per_dim - 1, False),
+        (2, 3 * 1024, True),
+        (2, 3 * 1024 - 1, False),
+        (11, 12 * 1024, True),
+        (12, 26_624, True),
+        (12, 26_623, False),
+        (13, 57_344, True),
+        (14, 200_000, False),
     ]
     for d, n, tree in cases:
         x, y = jnp.zeros((n, d)), jnp.zeros((n + 1, d))
