@@ -33,24 +33,26 @@ _DEFAULT_BLOCK = (128, 2048)
 # Coordinates summed in one fused loop; beyond this a scan over chunks keeps programs small.
 _UNROLL = 16
 _METHODS = ("auto", "brute", "tree")
-# method="auto" takes the tree on CPU up to this dimension: k-d trees lose their pruning
-# as d grows, and the brute force overtakes them ever later. Tree (leaves of 64 points from
-# d = 8, see _knn_tree.py) against brute force, seconds per knn_kl call (value and
-# stderr), x ~ N(0, I), y ~ N(0.5, I), float32, 2-core CPU, median of 2 after a warm-up
-# (2026-12-08): d = 8, n = 10⁴ 0.21 vs 0.41; d = 10, n = 10⁴ 0.37 vs 0.46; d = 11,
-# n = 12 288 0.69 vs 0.75; d = 12, n = 13 312 0.90 vs 0.83, n = 2·10⁴ 1.98 vs 1.75,
-# n = 3·10⁴ 3.78 vs 4.65; d = 13, n = 3·10⁴ 5.28 vs 4.18, n = 6·10⁴ 15.9 vs 15.9;
-# d = 14 and 16, n = 3·10⁴ 6.2 vs 4.2 and 8.4 vs 5.9. Beyond d = 13 no size was measured
-# where the tree wins.
-_TREE_MAX_DIM = 13
-# ... and for at least _TREE_POINTS_PER_DIM·(d + 1) query points, doubled for each
-# dimension above _TREE_DOUBLING_DIM: below it the host call's fixed cost and the tree's
-# per-query work outweigh the brute force's n·m work (at d = 1 and 5 (2-core CPU,
-# throughput section knn_tree): tree vs brute 0.019 vs 0.010 s at d = 1, n = 1024 and
-# 0.025 vs 0.028 s at n = 2048; at d = 5 0.076 vs 0.077 s at 2048 and 0.125 vs 0.19 s at
-# 4096; from d = 12 on, the figures above). d = 12 needs n ≥ 26 624, d = 13 n ≥ 57 344.
-_TREE_POINTS_PER_DIM = 1024
-_TREE_DOUBLING_DIM = 11
+# method="auto" takes the tree on CPU for dimensions d ≤ 13, from _TREE_MIN_POINTS[d]
+# query points on: k-d trees lose their pruning as d grows, so the brute force's n·m work
+# overtakes them ever later, and for few points the host call's fixed cost and the tree's
+# per-query work dominate. Seconds per knn_kl call (value and stderr), tree vs brute
+# force, x ~ N(0, I), y ~ N(0.5, I), float32, 2-core CPU. d = 1 and 5 (throughput section
+# knn_tree): 0.019 vs 0.010 at d = 1, n = 1024, 0.025 vs 0.028 at n = 2048; 0.076 vs 0.077
+# at d = 5, n = 2048, 0.125 vs 0.19 at 4096. d ≥ 8 (leaves of 64 points, _knn_tree.py;
+# medians of 2–3 after a warm-up, 2026-12-08): d = 8, n = 5000 0.148 vs 0.158, n = 10⁴
+# 0.21 vs 0.41; d = 9, n = 9216 0.27 vs 0.38; d = 10, n = 4096 0.122 vs 0.081 (throughput
+# run), n = 9216 0.32 vs 0.37; d = 11, n = 9216 0.42 vs 0.39, n = 12 288 0.69 vs 0.75;
+# d = 12, n = 13 312 0.90 vs 0.83, n = 2·10⁴ 1.98 vs 1.75, n = 3·10⁴ 3.78 vs 4.65;
+# d = 13, n = 3·10⁴ 5.28 vs 4.18, n = 6·10⁴ 15.9 vs 15.9; d = 14 and 16, n = 3·10⁴ 6.2 vs
+# 4.2 and 8.4 vs 5.9 (no size was measured beyond d = 13 where the tree wins).
+_TREE_MIN_POINTS = {d: 1024 * (d + 1) for d in range(1, 9)} | {
+    9: 9216,
+    10: 9216,
+    11: 12288,
+    12: 32768,
+    13: 65536,
+}
 
 
 def auto_takes_tree(n: int, d: int) -> bool:
@@ -61,8 +63,7 @@ def auto_takes_tree(n: int, d: int) -> bool:
       >>> auto_takes_tree(100_000, 10), auto_takes_tree(100_000, 16), auto_takes_tree(500, 1)
       (True, False, False)
     """
-    doublings = max(d - _TREE_DOUBLING_DIM, 0)
-    return d <= _TREE_MAX_DIM and n >= _TREE_POINTS_PER_DIM * (d + 1) << doublings
+    return d in _TREE_MIN_POINTS and n >= _TREE_MIN_POINTS[d]
 
 
 def knn_kl(
@@ -152,12 +153,13 @@ def knn_kl(
     inputs). ``"tree"``: scipy's k-d tree (``cKDTree``) on the host through
     ``jax.pure_callback``, from any device (the samples travel to the host); under
     ``vmap`` it searches the whole batch in one call. ``"auto"`` (default): the tree where
-    the program runs on CPU, d ≤ 13 and n ≥ 1024·(d + 1)·2^max(d − 11, 0) (d = 12: n ≥
-    26 624; d = 13: n ≥ 57 344), else the brute force: k-d trees lose their pruning as d
-    grows (on a 2-core CPU the tree was 2× faster than the brute force at d = 8,
-    n = 10⁴, even at d = 13, n = 6·10⁴ and 1.4–1.5× slower at d = 14 and 16,
-    n = 3·10⁴), and for few points the host call's fixed cost dominates (measurements
-    beside ``_TREE_MAX_DIM`` in this module; ``auto_takes_tree`` states the rule).
+    the program runs on CPU, d ≤ 13 and n is at least 1024·(d + 1) for d ≤ 8, 9216 for
+    d = 9, 10, 12 288 for d = 11, 32 768 for d = 12 and 65 536 for d = 13
+    (``auto_takes_tree``), else the brute force: k-d trees lose their pruning as d grows
+    (on a 2-core CPU the tree was 2× faster than the brute force at d = 8, n = 10⁴, even
+    at d = 13, n = 6·10⁴ and 1.4–1.5× slower at d = 14 and 16, n = 3·10⁴), and for few
+    points the host call's fixed cost dominates (measurements beside
+    ``_TREE_MIN_POINTS`` in this module).
     "On CPU" is decided when the
     program is lowered for its device (``jax.lax.platform_dependent``), not by
     ``jax.default_backend()``: arrays placed on a CPU device take the tree even where a

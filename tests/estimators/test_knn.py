@@ -633,14 +633,17 @@ def _primitives(fn, *args):
 
 
 def test_auto_stages_the_tree_for_cpu_in_low_dimension_with_enough_points():
-    # The documented rule: d ≤ 13 and n ≥ 1024·(d + 1)·2^max(d − 11, 0).
+    # The documented rule: d ≤ 13 and n ≥ 1024·(d + 1) for d ≤ 8, 9216 for d = 9, 10,
+    # 12 288 for d = 11, 32 768 for d = 12, 65 536 for d = 13.
     cases = [
         (2, 3 * 1024, True),
         (2, 3 * 1024 - 1, False),
-        (11, 12 * 1024, True),
-        (12, 26_624, True),
-        (12, 26_623, False),
-        (13, 57_344, True),
+        (10, 9216, True),
+        (10, 9215, False),
+        (11, 12_288, True),
+        (12, 32_768, True),
+        (12, 32_767, False),
+        (13, 65_536, True),
         (14, 200_000, False),
     ]
     for d, n, tree in cases:
@@ -656,7 +659,7 @@ def test_auto_runs_the_tree_on_cpu(monkeypatch):
     host = _knn_tree.neighbours
     monkeypatch.setattr(_knn_tree, "neighbours", lambda *a, **kw: calls.append(1) or host(*a, **kw))
     rng = np.random.default_rng(64)
-    x, y = rng.standard_normal((2 * knn._TREE_POINTS_PER_DIM, 1)), rng.standard_normal((300, 1))
+    x, y = rng.standard_normal((knn._TREE_MIN_POINTS[1], 1)), rng.standard_normal((300, 1))
     jax.block_until_ready(jaxkl.knn_kl(x, y).value)
     assert bool(calls) == (jax.default_backend() == "cpu")
 
