@@ -169,10 +169,10 @@ def knn_kl(
     distances equal to within float rounding may be ranked differently (the brute force
     ranks by its float32 sums, the tree by float64 distances): estimates then agree to
     rounding; elsewhere they are bit-identical. Speed against scipy used directly:
-    ``experiments/throughput.py``, section ``knn_tree``; in its committed run
-    (``results/throughput/knn_tree/report.md``, 2-core CPU under load 6–8, n = m) the
-    default search ran at 1.57× and 1.05× scipy's speed at d = 1 (n = 10⁴, 10⁵; the tree),
-    0.54× and 0.89× at d = 5 (the tree), 2.1× and 0.91× at d = 10 (the brute force).
+    ``python -m benchmarks.throughput``, section ``knn_tree``; in its committed run
+    (``results/throughput/report.md``, 2-core CPU, n = m, one run) the default search,
+    the tree at each of these sizes, ran at 1.06× and 0.82× scipy's speed at d = 1
+    (n = 10⁴, 10⁵), 0.75× and 0.94× at d = 5, 1.19× and 1.09× at d = 10.
     The search runs without gradient: the selected distances are recomputed from the
     gathered points, so ``jax.grad`` with respect to x and y works with either search and
     costs O((n + m) d) memory.
