@@ -37,15 +37,17 @@ _METHODS = ("auto", "brute", "tree")
 # query points on: k-d trees lose their pruning as d grows, so the brute force's n·m work
 # overtakes them ever later, and for few points the host call's fixed cost and the tree's
 # per-query work dominate. Seconds per knn_kl call (value and stderr), tree vs brute
-# force, x ~ N(0, I), y ~ N(0.5, I), float32, 2-core CPU. d = 1 and 5 (throughput section
-# knn_tree): 0.019 vs 0.010 at d = 1, n = 1024, 0.025 vs 0.028 at n = 2048; 0.076 vs 0.077
-# at d = 5, n = 2048, 0.125 vs 0.19 at 4096. d ≥ 8 (leaves of 64 points, _knn_tree.py;
-# medians of 2–3 after a warm-up, 2026-12-08): d = 8, n = 5000 0.148 vs 0.158, n = 10⁴
-# 0.21 vs 0.41; d = 9, n = 9216 0.27 vs 0.38; d = 10, n = 4096 0.122 vs 0.081 (throughput
-# run), n = 9216 0.32 vs 0.37; d = 11, n = 9216 0.42 vs 0.39, n = 12 288 0.69 vs 0.75;
-# d = 12, n = 13 312 0.90 vs 0.83, n = 2·10⁴ 1.98 vs 1.75, n = 3·10⁴ 3.78 vs 4.65;
-# d = 13, n = 3·10⁴ 5.28 vs 4.18, n = 6·10⁴ 15.9 vs 15.9; d = 14 and 16, n = 3·10⁴ 6.2 vs
-# 4.2 and 8.4 vs 5.9 (no size was measured beyond d = 13 where the tree wins).
+# force, x ~ N(0, I), y ~ N(0.5, I), float32, 2-core CPU. d = 1, 5 and 10 from the
+# committed throughput run (results/throughput/report.md, section knn_tree): d = 1,
+# n = 1024 0.0060 vs 0.0062, n = 2048 0.0089 vs 0.020; d = 5, n = 2048 0.019 vs 0.025
+# (the rule waits until 6144 there), n = 4096 0.034 vs 0.078; d = 10, n = 4096 0.125 vs
+# 0.096. Others (leaves of 64 points from d = 8, _knn_tree.py; medians of 2–3 after a
+# warm-up, 2026-12-08): d = 8, n = 5000 0.148 vs 0.158, n = 10⁴ 0.21 vs 0.41; d = 9,
+# n = 9216 0.27 vs 0.38; d = 10, n = 9216 0.32 vs 0.37; d = 11, n = 9216 0.42 vs 0.39,
+# n = 12 288 0.69 vs 0.75; d = 12, n = 13 312 0.90 vs 0.83, n = 2·10⁴ 1.98 vs 1.75,
+# n = 3·10⁴ 3.78 vs 4.65; d = 13, n = 3·10⁴ 5.28 vs 4.18, n = 6·10⁴ 15.9 vs 15.9; d = 14
+# and 16, n = 3·10⁴ 6.2 vs 4.2 and 8.4 vs 5.9 (no size was measured beyond d = 13 where
+# the tree wins).
 _TREE_MIN_POINTS = {d: 1024 * (d + 1) for d in range(1, 9)} | {
     9: 9216,
     10: 9216,
@@ -159,9 +161,8 @@ def knn_kl(
     (on a 2-core CPU the tree was 2× faster than the brute force at d = 8, n = 10⁴, even
     at d = 13, n = 6·10⁴ and 1.4–1.5× slower at d = 14 and 16, n = 3·10⁴), and for few
     points the host call's fixed cost dominates (measurements beside
-    ``_TREE_MIN_POINTS`` in this module).
-    "On CPU" is decided when the
-    program is lowered for its device (``jax.lax.platform_dependent``), not by
+    ``_TREE_MIN_POINTS`` in this module). "On CPU" is decided when the program is
+    lowered for its device (``jax.lax.platform_dependent``), not by
     ``jax.default_backend()``: arrays placed on a CPU device take the tree even where a
     GPU is the default. The two searches apply the same rule and give the same
     neighbours, except that between points at exactly equal distance the tree may take

@@ -231,7 +231,9 @@ def _both(x, y, **kw):
     [
         pytest.param(1, 1, 3000, 2000, marks=pytest.mark.slow),  # many near-ties in 1-D
         (5, 3, 1500, 2000),
-        (9, 2, 1500, 1200),  # d ≥ 8: the tree's larger leaves
+        # d ≥ 8: the tree's larger leaves. CI checks that search on its own against the
+        # oracle (test_tree_search_host_rule_against_oracle's 8-D lattice).
+        pytest.param(9, 2, 800, 600, marks=pytest.mark.slow),
     ],
 )
 def test_tree_equals_brute_on_continuous_samples(d, k, n, m):
