@@ -43,10 +43,11 @@ _MAX_SINGLE = 64
 # Points per leaf: from d = 8 on, larger leaves (fewer node visits per query, more distances
 # computed in scipy's inner loop) answer the same queries faster. Both searches of
 # knn_kl's value (x–x for 2 points, x–y for 1), x ~ N(0, I), y ~ N(0.5, I), float32,
-# median of 3, 2-core CPU, leaves of 16 → 64: d = 8, n = 3·10⁴ 539 → 486 ms (48 points);
-# d = 10, n = 10⁵ 9.3 → 7.6–7.9 s; d = 12, n = 3·10⁴ 3.45 → 2.58 s (48); d = 16, n = 10⁴
-# 1.27 → 0.83 s. Below d = 8 the size made no difference beyond the ±10 % noise (d = 1
-# and 5, n = 10⁵: 16, 20, 40 and 64 within 90–120 and 359–402 ms).
+# median of 3, 2-core CPU, leaves of 16 → 64: d = 10, n = 10⁵ 9.3 → 7.6–7.9 s; d = 16,
+# n = 10⁴ 1.27 → 0.83 s; 16 → 48: d = 8, n = 3·10⁴ 539 → 486 ms; d = 12, n = 3·10⁴
+# 3.45 → 2.58 s. Below d = 8 the size made no difference beyond the ±10 % noise (n = 10⁵:
+# at d = 1 leaves of 8, 16, 24, 32 and 48 took 90–119 ms; at d = 5 16, 20, 40 and 64
+# took 359–402 ms).
 _LARGE_LEAF_DIM = 8
 _LEAF_SIZE_LOW_DIM = 16  # scipy's default
 _LEAF_SIZE_HIGH_DIM = 64
